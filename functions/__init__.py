@@ -1,0 +1,1 @@
+"""Rebates Lambda code: one package per domain plus the shared core."""
