@@ -1,0 +1,56 @@
+"""`rebates`: the command line of marketers, operators and developers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = PROJECT_ROOT / "events"
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    # Imported here so `rebates --help` stays fast and needs no handler code.
+    from cli.contracts import check_event_schemas, write_event_schemas
+    from cli.openapi import check_openapi, write_openapi
+
+    openapi_path = EVENTS_DIR / "openapi.json"
+    if args.action == "generate":
+        written = [*write_event_schemas(EVENTS_DIR), write_openapi(openapi_path)]
+        print(f"wrote {len(written)} files under {EVENTS_DIR}")
+        return 0
+    problems = [*check_event_schemas(EVENTS_DIR), *check_openapi(openapi_path)]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print("run `make contracts` to regenerate", file=sys.stderr)
+        return 1
+    print("contracts are up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rebates",
+        description="Rebates: e-commerce reward campaigns, from the command line.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    contracts = commands.add_parser(
+        "contracts", help="generate or check the committed event schemas and OpenAPI document"
+    )
+    contracts.add_argument("action", choices=["generate", "check"])
+    contracts.set_defaults(run=_contracts)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The OpenAPI document, generated from the routes the handlers declare.
+
+Every API router is listed here once; `events/openapi.json` is this function's output,
+committed, and a test fails when a route changes without regenerating it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import Server
+from pydantic import BaseModel, Field
+
+from functions.core.api import PUBLIC_ROUTES, make_resolver
+
+# Module paths of every module that declares a `router`; later domains add theirs.
+API_ROUTER_MODULES: tuple[str, ...] = ("functions.core.health",)
+
+TITLE = "Rebates API"
+API_VERSION = "1"
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(pattern="^[a-z][a-z0-9_]*$", examples=["limit_reached"])
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the API has this shape."""
+
+    error: ErrorDetail
+
+
+def api_routers() -> list[Router]:
+    return [importlib.import_module(name).router for name in API_ROUTER_MODULES]
+
+
+def build_openapi() -> str:
+    app = make_resolver(*api_routers())
+    document = app.get_openapi_json_schema(
+        title=TITLE,
+        version=API_VERSION,
+        description=(
+            "Storefront API of Rebates. Every route except GET /v1/health requires the "
+            "x-api-key header; errors are {error: {code, message, details}}."
+        ),
+        servers=[Server(url="/")],
+    )
+    return json.dumps(_our_conventions(json.loads(document)), indent=2, sort_keys=True) + "\n"
+
+
+def _our_conventions(document: dict[str, Any]) -> dict[str, Any]:
+    """State what the generator cannot know: the API key, and 400 for invalid requests.
+
+    Powertools documents request validation failures as FastAPI-style 422 bodies; this
+    API answers them as 400 in the common error shape, so the document says that.
+    """
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for generated in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(generated, None)
+    error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error_schema.pop("$defs", {}))
+    schemas["ErrorBody"] = error_schema
+    components["securitySchemes"] = {
+        "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    }
+    document["security"] = [{"apiKey": []}]
+    error_response = {
+        "description": "Invalid request",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if "requestBody" in operation or operation.get("parameters"):
+                responses["400"] = error_response
+            if (method.upper(), path) in PUBLIC_ROUTES:
+                operation["security"] = []
+    return document
+
+
+def write_openapi(path: Path) -> Path:
+    path.write_text(build_openapi(), encoding="utf-8")
+    return path
+
+
+def check_openapi(path: Path) -> list[str]:
+    """Differences between the committed document and what the routes produce."""
+    if not path.exists():
+        return [f"{path} is missing"]
+    if path.read_text(encoding="utf-8") != build_openapi():
+        return [f"{path} is out of date with the routes"]
+    return []

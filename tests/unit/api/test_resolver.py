@@ -1,0 +1,101 @@
+"""The shared resolver: error shape, validation as 400, health, unknown routes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, Field
+
+from functions.core import health
+from functions.core.api import make_resolver
+from functions.core.errors import Conflict, NotFound
+from functions.core.settings import load_settings
+from infra.local.proxy_event import lambda_context, proxy_event
+
+
+class Cart(BaseModel):
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    quantity: int = Field(ge=1)
+
+
+router = Router()
+
+
+@router.post("/v1/things")
+def create_thing(cart: Cart) -> dict[str, Any]:
+    return {"quantity": cart.quantity}
+
+
+@router.get("/v1/things/<thing_id>")
+def get_thing(thing_id: str) -> dict[str, Any]:
+    if thing_id == "taken":
+        raise Conflict("limit_reached", "The code has been used up.", {"limit": 10})
+    raise NotFound("thing_not_found", f"No thing {thing_id}.")
+
+
+@router.get("/v1/boom")
+def boom() -> dict[str, Any]:
+    raise RuntimeError("secret internals")
+
+
+app = make_resolver(router)
+
+
+def call(event: dict[str, Any], resolver: Any = app) -> tuple[int, dict[str, Any]]:
+    response = resolver.resolve(event, lambda_context())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_valid_body_reaches_the_route() -> None:
+    status, body = call(proxy_event("POST", "/v1/things", body={"currency": "JPY", "quantity": 2}))
+    assert (status, body) == (200, {"quantity": 2})
+
+
+def test_invalid_body_is_400_with_paths() -> None:
+    status, body = call(proxy_event("POST", "/v1/things", body={"currency": "yen", "quantity": 0}))
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+    paths = {problem["path"] for problem in body["error"]["details"]["errors"]}
+    assert paths == {"body.currency", "body.quantity"}
+
+
+def test_malformed_json_is_400() -> None:
+    status, body = call(proxy_event("POST", "/v1/things", body="{not json"))
+    assert status == 400
+    assert body["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("thing_id", "status", "code"),
+    [("taken", 409, "limit_reached"), ("nope", 404, "thing_not_found")],
+)
+def test_domain_errors_keep_their_status_and_code(thing_id: str, status: int, code: str) -> None:
+    got_status, body = call(proxy_event("GET", f"/v1/things/{thing_id}"))
+    assert got_status == status
+    assert body["error"]["code"] == code
+    assert set(body["error"]) == {"code", "message", "details"}
+
+
+def test_unknown_route_is_404_in_the_error_shape() -> None:
+    status, body = call(proxy_event("GET", "/v1/nowhere"))
+    assert status == 404
+    assert body["error"]["code"] == "route_not_found"
+
+
+def test_unexpected_error_is_500_without_internals() -> None:
+    status, body = call(proxy_event("GET", "/v1/boom"))
+    assert status == 500
+    assert body["error"]["code"] == "internal_error"
+    assert "secret" not in json.dumps(body)
+
+
+def test_health_reports_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "core")
+    monkeypatch.setenv("REBATES_VERSION", "1.2.3")
+    load_settings.cache_clear()
+    response = health.handler(proxy_event("GET", "/v1/health"), lambda_context())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok", "version": "1.2.3"}
