@@ -1,0 +1,267 @@
+"""Build the two Lambda assets without Docker, skipping work whose inputs have not changed.
+
+- `.build/code/`: the `functions/` package plus the `events/` JSON files. The event
+  publisher validates every detail against `events/detail/*.schema.json`, which it
+  finds beside `functions/` at runtime, so both travel in one asset.
+- `.build/layer/python/`: the runtime dependencies from `pyproject.toml`, installed
+  by pip as wheels for the Lambda platform (Linux arm64, CPython 3.12) so that the
+  compiled ones (pydantic_core, wrapt) are the right binaries whatever machine builds.
+
+Each build is recorded in a stamp file holding the hash of its inputs; a build whose
+stamp matches returns at once, so tests and `infra/app.py` can call it every time.
+Builds go to a temporary directory and replace the output only when complete, under
+a file lock, so an interrupted or concurrent build never leaves a half-written asset.
+
+Run `python -m infra.build` to build both.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_DIR = ROOT / ".build"
+CODE_DIR = BUILD_DIR / "code"
+LAYER_DIR = BUILD_DIR / "layer"
+
+# Bump when the build recipe changes in a way the hashed inputs do not show.
+RECIPE_VERSION = "2"
+
+# The Lambda target: must match the runtime and architecture DomainFunction deploys.
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
+LAMBDA_PYTHON = "3.12"
+
+# The Lambda Python runtime ships boto3 and its dependency closure, so the layer
+# leaves them out: that keeps the layer small and lets AWS patch the SDK. The names
+# are PEP 503-normalised distribution names.
+RUNTIME_PROVIDED = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
+)
+
+_IGNORED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+
+
+def normalise(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    """The distribution name at the start of a PEP 508 requirement string."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
+    if match is None:
+        raise ValueError(f"cannot read a distribution name from {requirement!r}")
+    return normalise(match.group(0))
+
+
+def _project(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, Any]:
+    with pyproject.open("rb") as file:
+        project: dict[str, Any] = tomllib.load(file)["project"]
+    return project
+
+
+def project_version() -> str:
+    """`[project].version`: what REBATES_VERSION (and GET /v1/health) reports."""
+    return str(_project()["version"])
+
+
+def layer_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """`[project].dependencies` minus what the Lambda runtime already provides."""
+    dependencies: list[str] = _project(pyproject)["dependencies"]
+    return sorted(d for d in dependencies if requirement_name(d) not in RUNTIME_PROVIDED)
+
+
+def _source_files(directory: Path, pattern: str = "*") -> Iterator[Path]:
+    for path in sorted(directory.rglob(pattern)):
+        relative = path.relative_to(directory)
+        if path.is_file() and path.suffix != ".pyc" and not _IGNORED_DIRS & set(relative.parts):
+            yield path
+
+
+def _code_sources() -> list[tuple[Path, Path]]:
+    """(source, path inside the asset) for every file the code asset carries."""
+    functions = [(p, p.relative_to(ROOT)) for p in _source_files(ROOT / "functions")]
+    events = [(p, p.relative_to(ROOT)) for p in _source_files(ROOT / "events", "*.json")]
+    return functions + events
+
+
+def _code_hash(sources: list[tuple[Path, Path]]) -> str:
+    digest = hashlib.sha256(f"code:{RECIPE_VERSION}".encode())
+    for source, target in sources:
+        digest.update(str(target).encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _layer_hash(requirements: list[str]) -> str:
+    recipe = {
+        "recipe": RECIPE_VERSION,
+        "requirements": requirements,
+        "excluded": sorted(RUNTIME_PROVIDED),
+        "platform": LAMBDA_PLATFORM,
+        "python": LAMBDA_PYTHON,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    BUILD_DIR.mkdir(exist_ok=True)
+    with (BUILD_DIR / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _stamp(output: Path) -> Path:
+    return output.with_name(f"{output.name}.sha256")
+
+
+def _is_current(output: Path, digest: str) -> bool:
+    stamp = _stamp(output)
+    return output.is_dir() and stamp.is_file() and stamp.read_text().strip() == digest
+
+
+def _build(output: Path, digest: str, fill: Callable[[Path], None]) -> Path:
+    """Run `fill` into a staging directory unless `output` is current, then swap it in.
+
+    The stamp is removed before the swap and written after it, so a crash in between
+    leaves no stamp and the next call rebuilds.
+    """
+    with _locked():
+        if _is_current(output, digest):
+            return output
+        staged = Path(tempfile.mkdtemp(prefix=f"{output.name}-", dir=BUILD_DIR))
+        staged.chmod(0o755)  # mkdtemp makes it private; the asset is not a secret
+        try:
+            fill(staged)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        _stamp(output).unlink(missing_ok=True)
+        if output.exists():
+            shutil.rmtree(output)
+        staged.rename(output)
+        _stamp(output).write_text(digest + "\n")
+    return output
+
+
+def build_code() -> Path:
+    """Assemble `.build/code/` (functions/ + events/*.json); return its path."""
+    sources = _code_sources()
+    digest = _code_hash(sources)
+
+    def copy(staged: Path) -> None:
+        for source, target in sources:
+            (staged / target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staged / target)
+
+    return _build(CODE_DIR, digest, copy)
+
+
+def _remove_distribution(site: Path, dist_info: Path) -> None:
+    """Delete every file pip's RECORD lists for one installed distribution."""
+    for line in (dist_info / "RECORD").read_text().splitlines():
+        if not line:
+            continue
+        relative = line.split(",", 1)[0]
+        target = (site / relative).resolve()
+        # RECORD may list console scripts outside the target (../../bin): skip those.
+        if target.is_relative_to(site):
+            target.unlink(missing_ok=True)
+    shutil.rmtree(dist_info, ignore_errors=True)
+
+
+def _distribution_name(dist_info: Path) -> str:
+    for line in (dist_info / "METADATA").read_text(encoding="utf-8").splitlines():
+        if line.startswith("Name:"):
+            return normalise(line.removeprefix("Name:").strip())
+    raise ValueError(f"{dist_info} has no Name in METADATA")
+
+
+def _prune(site: Path) -> None:
+    """Drop runtime-provided distributions, then bytecode and the empty dirs left over."""
+    for dist_info in sorted(site.glob("*.dist-info")):
+        if _distribution_name(dist_info) in RUNTIME_PROVIDED:
+            _remove_distribution(site, dist_info)
+    # Console scripts (jmespath's jp.py...) are useless in a layer: nothing runs them.
+    shutil.rmtree(site / "bin", ignore_errors=True)
+    for cache in sorted(site.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache)
+    for directory in sorted((p for p in site.rglob("*") if p.is_dir()), reverse=True):
+        if not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def _check_layer(site: Path) -> None:
+    """Fail the build, not the first cold start, when a compiled wheel is missing."""
+    binaries = list(site.glob("pydantic_core/_pydantic_core.cpython-312-aarch64-linux-gnu.so"))
+    if not binaries:
+        raise RuntimeError("layer lacks pydantic_core's CPython 3.12 aarch64 extension")
+    leftovers = {_distribution_name(d) for d in site.glob("*.dist-info")} & RUNTIME_PROVIDED
+    if leftovers:
+        raise RuntimeError(f"layer still carries runtime-provided packages: {sorted(leftovers)}")
+
+
+def build_layer() -> Path:
+    """Install the layer's dependencies into `.build/layer/python/`; return `.build/layer`."""
+    requirements = layer_requirements()
+
+    def install(staged: Path) -> None:
+        site = staged / "python"
+        # Resolve with dependencies for the Lambda platform (pip picks the aarch64
+        # wheels), then prune what the runtime provides: `--no-deps` alone would
+        # miss transitive packages such as pydantic_core and wrapt.
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-compile",
+            "--platform",
+            LAMBDA_PLATFORM,
+            "--implementation",
+            "cp",
+            "--python-version",
+            LAMBDA_PYTHON,
+            "--only-binary=:all:",
+            "--target",
+            str(site),
+            *requirements,
+        ]
+        subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
+        _prune(site)
+        _check_layer(site)
+
+    return _build(LAYER_DIR, _layer_hash(requirements), install)
+
+
+def build_all() -> tuple[Path, Path]:
+    """Both assets: (code directory, layer directory)."""
+    return build_code(), build_layer()
+
+
+def _size_mb(directory: Path) -> float:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 1_000_000
+
+
+if __name__ == "__main__":
+    code, layer = build_all()
+    print(f"code:  {code} ({_size_mb(code):.1f} MB)")
+    print(f"layer: {layer} ({_size_mb(layer):.1f} MB)")

@@ -1,0 +1,120 @@
+"""Checks over a synthesized CloudFormation template (a plain dict), shared by tests.
+
+They read the template the way CloudFormation does, so they keep biting when later
+issues add resources: every new consumer, policy or route goes through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+Resources = dict[str, dict[str, Any]]
+
+# Services that invoke a function asynchronously: a failed event needs somewhere to go.
+ASYNC_INVOKERS = frozenset({"events.amazonaws.com", "s3.amazonaws.com", "sns.amazonaws.com"})
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def ref_id(value: Any) -> str | None:
+    """The logical id a `Ref` or `Fn::GetAtt` points at, else None."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def of_type(resources: Resources, type_: str) -> Resources:
+    return {k: r for k, r in resources.items() if r["Type"] == type_}
+
+
+def identity_statements(resources: Resources) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(logical id, statement) for every identity-based IAM policy statement."""
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents = [props["PolicyDocument"]]
+        elif resource["Type"] == "AWS::IAM::Role":
+            documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+        else:
+            continue
+        for document in documents:
+            for statement in as_list(document["Statement"]):
+                yield logical_id, statement
+
+
+def denies_insecure_transport(document: dict[str, Any]) -> bool:
+    """Whether a resource policy denies every request made without TLS."""
+    return any(
+        statement["Effect"] == "Deny"
+        and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for statement in as_list(document["Statement"])
+    )
+
+
+def _on_failure(config: dict[str, Any] | None) -> bool:
+    if config is None:
+        return False
+    destination = config["Properties"].get("DestinationConfig", {}).get("OnFailure", {})
+    return bool(destination.get("Destination"))
+
+
+def event_driven_functions_without_dlq(resources: Resources) -> list[str]:
+    """Event-driven functions whose failed events would be lost, one line per problem.
+
+    - SQS event source: the source queue must have a redrive policy (a DLQ);
+    - stream event source (Kinesis, DynamoDB): the mapping needs an on-failure destination;
+    - asynchronous invoker (EventBridge rule, S3, SNS): the function needs a
+      DeadLetterConfig or an EventInvokeConfig with an on-failure destination.
+    """
+    invoke_configs = {
+        ref_id(r["Properties"]["FunctionName"]) or r["Properties"]["FunctionName"]: r
+        for r in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    problems: set[str] = set()
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            function = ref_id(props["FunctionName"])
+            source = resources.get(ref_id(props.get("EventSourceArn")) or "", {})
+            if source.get("Type") == "AWS::SQS::Queue":
+                if "RedrivePolicy" not in source.get("Properties", {}):
+                    problems.add(f"{function}: source queue {props['EventSourceArn']} has no DLQ")
+            elif not _on_failure(resource):
+                problems.add(f"{function}: mapping {logical_id} has no on-failure destination")
+        elif resource["Type"] == "AWS::Lambda::Permission" and props["Principal"] in ASYNC_INVOKERS:
+            function = ref_id(props["FunctionName"])
+            if function is None or function not in resources:
+                problems.add(f"{logical_id}: invokes a function outside the template")
+                continue
+            has_dlq = "DeadLetterConfig" in resources[function]["Properties"]
+            if not (has_dlq or _on_failure(invoke_configs.get(function))):
+                problems.add(f"{function}: invoked by {props['Principal']} without a DLQ")
+    return sorted(problems)
+
+
+def method_paths(resources: Resources) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Method logical id -> ("GET /v1/health", properties)."""
+
+    def path_of(resource_id: Any) -> str:
+        logical_id = ref_id(resource_id)
+        assert logical_id is not None
+        if resources[logical_id]["Type"] == "AWS::ApiGateway::RestApi":
+            return ""  # Fn::GetAtt RestApi.RootResourceId
+        props = resources[logical_id]["Properties"]
+        return f"{path_of(props['ParentId'])}/{props['PathPart']}"
+
+    return {
+        logical_id: (
+            f"{r['Properties']['HttpMethod']} {path_of(r['Properties']['ResourceId'])}",
+            r["Properties"],
+        )
+        for logical_id, r in of_type(resources, "AWS::ApiGateway::Method").items()
+    }
