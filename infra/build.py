@@ -35,6 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".build"
 CODE_DIR = BUILD_DIR / "code"
 LAYER_DIR = BUILD_DIR / "layer"
+# What a Lambda container would import from, built for this machine instead: the
+# layer's packages plus the runtime's boto3. Benchmarks import handlers against it so
+# the dev venv's hundreds of packages do not distort cold-import figures.
+HOST_SITE_DIR = BUILD_DIR / "host-site"
 
 # Bump when the build recipe changes in a way the hashed inputs do not show.
 RECIPE_VERSION = "2"
@@ -216,6 +220,24 @@ def _check_layer(site: Path) -> None:
         raise RuntimeError(f"layer still carries runtime-provided packages: {sorted(leftovers)}")
 
 
+def _pip_install(site: Path, requirements: list[str], *target_args: str) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-compile",
+        *target_args,
+        "--target",
+        str(site),
+        *requirements,
+    ]
+    subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
+
+
 def build_layer() -> Path:
     """Install the layer's dependencies into `.build/layer/python/`; return `.build/layer`."""
     requirements = layer_requirements()
@@ -225,15 +247,9 @@ def build_layer() -> Path:
         # Resolve with dependencies for the Lambda platform (pip picks the aarch64
         # wheels), then prune what the runtime provides: `--no-deps` alone would
         # miss transitive packages such as pydantic_core and wrapt.
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-compile",
+        _pip_install(
+            site,
+            requirements,
             "--platform",
             LAMBDA_PLATFORM,
             "--implementation",
@@ -241,15 +257,22 @@ def build_layer() -> Path:
             "--python-version",
             LAMBDA_PYTHON,
             "--only-binary=:all:",
-            "--target",
-            str(site),
-            *requirements,
-        ]
-        subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
+        )
         _prune(site)
         _check_layer(site)
 
     return _build(LAYER_DIR, _layer_hash(requirements), install)
+
+
+def build_host_site() -> Path:
+    """The layer's requirements plus boto3, for this machine's Python: a Lambda-like path."""
+    dependencies: list[str] = _project()["dependencies"]
+    requirements = sorted(d for d in dependencies if requirement_name(d) == "boto3")
+    requirements += layer_requirements()
+    digest = hashlib.sha256(
+        json.dumps({"recipe": RECIPE_VERSION, "host": requirements, "python": sys.version}).encode()
+    ).hexdigest()
+    return _build(HOST_SITE_DIR, digest, lambda staged: _pip_install(staged, requirements))
 
 
 def build_all() -> tuple[Path, Path]:

@@ -80,6 +80,9 @@ class DeploySettings:
     version: str
     sender_email: str
     deletion_protection: bool
+    # X-Ray subsegments for every AWS call, at ~170 ms per cold start (see
+    # functions/core/observability.py); invocation-level tracing is always on.
+    detailed_tracing: bool = False
 
     @classmethod
     def from_context(cls, node: Node, *, version: str) -> DeploySettings:
@@ -90,6 +93,7 @@ class DeploySettings:
             # Off only when asked (cdk.json does, for the local cloud and dev stacks):
             # a deployment that forgets the flag keeps its tables.
             deletion_protection=True if protection is None else _flag(protection),
+            detailed_tracing=_flag(node.try_get_context("detailedTracing") or False),
         )
 
 
@@ -261,6 +265,7 @@ class DomainFunction(Construct):
                 "POWERTOOLS_SERVICE_NAME": domain,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "REBATES_VERSION": platform.settings.version,
+                "REBATES_DETAILED_TRACING": str(platform.settings.detailed_tracing).lower(),
             },
         )
         ignore_redundant_depends_on(self.function)

@@ -1,0 +1,13 @@
+"""`make bench`: run every benchmark and record its figures in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from tests.bench import foundation
+
+
+def main() -> None:
+    foundation.run()
+
+
+if __name__ == "__main__":
+    main()
