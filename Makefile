@@ -47,6 +47,7 @@ test: lint typecheck
 
 synth: setup
 	$(BIN)/python -m infra.build
+	rm -rf cdk.out
 	$(BIN)/python infra/app.py
 	@echo "cdk.out/ written"
 

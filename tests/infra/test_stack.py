@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from functions.core import api
 from functions.core.tables import ALL_TABLES, TableSpec
 from infra.app import cdk_context
 from infra.build import project_version
@@ -33,7 +34,8 @@ OUTPUTS = {
     "SenderEmail",
 }
 # DESIGN: every route needs the API key (or IAM, for operators) except these.
-PUBLIC_ROUTES = {"GET /v1/health"}
+# The one list of keyless routes, shared with the OpenAPI document.
+PUBLIC_ROUTES = {f"{method} {path}" for method, path in api.PUBLIC_ROUTES}
 # Services whose actions have resource ARNs: a statement on "*" would reach every
 # table, bucket, queue... in the account.
 DATA_SERVICES = frozenset(
@@ -253,6 +255,8 @@ def test_every_function_is_a_domain_function_on_the_shared_runtime(synth: Synth)
         assert env["POWERTOOLS_SERVICE_NAME"], logical_id
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Rebates", logical_id
         assert env["REBATES_VERSION"] == project_version(), logical_id
+        # cdk.json leaves detailed tracing off: the X-Ray SDK costs every cold start.
+        assert env["REBATES_DETAILED_TRACING"] == "false", logical_id
         roles.append(ref_id(props["Role"]))
     assert len(roles) == len(set(roles)), "functions must not share a role"
 
