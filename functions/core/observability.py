@@ -57,13 +57,30 @@ def instrumented(handler: HandlerT) -> HandlerT:
     def invoke(event: Any, context: Any) -> Any:
         nonlocal chain
         if chain is None:
-            inner: Callable[..., Any] = metrics.log_metrics(handler)
+            inner: Callable[..., Any] = metrics.log_metrics(_with_service(handler))
             if detailed_tracing_enabled():
                 inner = get_tracer().capture_lambda_handler(inner)
             chain = logger.inject_lambda_context(inner, clear_state=True)
         return chain(event, context)
 
     return cast(HandlerT, invoke)
+
+
+def _with_service(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Stamp every log line with this function's service.
+
+    Logger reads POWERTOOLS_SERVICE_NAME once, at import; in AWS that is this function's.
+    Where several functions share a process (the local cloud), it is re-read per call.
+    """
+
+    @functools.wraps(handler)
+    def call(event: Any, context: Any) -> Any:
+        service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+        if service:
+            logger.append_keys(service=service)
+        return handler(event, context)
+
+    return call
 
 
 def traced(function: HandlerT) -> HandlerT:

@@ -52,6 +52,22 @@ def parse_settings(model: type[SettingsT], environ: Mapping[str, str]) -> Settin
 
 
 @functools.cache
+def _variables(model: type[CoreSettings]) -> tuple[str, ...]:
+    return tuple(field.alias or name for name, field in model.model_fields.items())
+
+
+_loaded: dict[tuple[type[CoreSettings], tuple[str | None, ...]], CoreSettings] = {}
+
+
 def load_settings(model: type[SettingsT]) -> SettingsT:
-    """The settings of this container, read once per cold start."""
-    return parse_settings(model, os.environ)
+    """The settings of this function, validated once for each distinct environment.
+
+    In Lambda that is once per container. The cache is keyed on the values of the
+    model's own variables, so functions sharing one process (the local cloud) or
+    tests that change the environment never see another environment's settings.
+    """
+    key = (model, tuple(os.environ.get(variable) for variable in _variables(model)))
+    settings = _loaded.get(key)
+    if settings is None:
+        settings = _loaded[key] = parse_settings(model, os.environ)
+    return settings  # type: ignore[return-value]

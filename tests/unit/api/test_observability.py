@@ -16,6 +16,7 @@ def test_instrumented_handler_returns_and_logs_the_context(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RebatesTest")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tests")
     monkeypatch.delenv(observability.DETAILED_TRACING_ENV, raising=False)
 
     seen_keys: dict[str, Any] = {}
@@ -27,6 +28,7 @@ def test_instrumented_handler_returns_and_logs_the_context(
 
     assert handler({"value": 7}, lambda_context("rebates-test")) == {"echo": 7}
     assert seen_keys["function_name"] == "rebates-test"
+    assert seen_keys["service"] == "tests"
 
 
 def test_traced_is_transparent_without_detailed_tracing(monkeypatch: pytest.MonkeyPatch) -> None:

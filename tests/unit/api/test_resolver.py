@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from functions.core import health
 from functions.core.api import make_resolver
 from functions.core.errors import Conflict, NotFound
-from functions.core.settings import load_settings
 from infra.local.proxy_event import lambda_context, proxy_event
 
 
@@ -95,7 +94,6 @@ def test_unexpected_error_is_500_without_internals() -> None:
 def test_health_reports_version(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "core")
     monkeypatch.setenv("REBATES_VERSION", "1.2.3")
-    load_settings.cache_clear()
     response = health.handler(proxy_event("GET", "/v1/health"), lambda_context())
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"status": "ok", "version": "1.2.3"}
