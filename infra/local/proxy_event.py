@@ -28,9 +28,14 @@ class LambdaContextStub:
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/rebates-local"
     log_stream_name: str = "local"
+    # Wall-clock instant (time.time() milliseconds) at which the invocation times out;
+    # None keeps the fixed 30 s answer that tests calling handlers directly rely on.
+    deadline_ms: float | None = None
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        if self.deadline_ms is None:
+            return 30_000
+        return max(0, int(self.deadline_ms - time.time() * 1000))
 
 
 def lambda_context(function_name: str = "rebates-local") -> LambdaContext:

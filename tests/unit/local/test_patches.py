@@ -1,0 +1,304 @@
+"""The moto patches: still applicable to the installed moto, and doing what they claim."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda.models import LambdaFunction
+from moto.sqs.models import Queue
+
+from infra.local import patches
+from infra.local.environment import install_overlay, uninstall_overlay
+from infra.local.lambdas import LambdaRuntime
+from infra.local.server import SerialGate
+
+ROOT = Path(__file__).resolve().parents[3]
+REGION = "ap-northeast-1"
+HANDLERS = "tests.integration.local.handlers"
+RUNTIME_ENV = {
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+
+
+def test_every_patch_still_fits_the_installed_moto() -> None:
+    problems = patches.verify()
+    assert problems == [], (
+        "moto changed under infra/local/patches.py; the local cloud would not run the "
+        "real handlers (or SQS/Step Functions would misbehave). Fix each patch, re-run "
+        "the integration tests, then update PINNED_MOTO_VERSION:\n- " + "\n- ".join(problems)
+    )
+
+
+def test_verify_names_what_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto
+    from moto.sqs.models import SQSBackend
+
+    def renamed(self: Any, payload: Any) -> Any:
+        return None
+
+    def rewritten(self: Any, *args: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    monkeypatch.setattr(LambdaFunction, "_invoke_lambda", renamed)
+    monkeypatch.setattr(SQSBackend, "receive_message", rewritten)
+
+    problems = "\n".join(patches.verify())
+
+    assert "moto 9.9.9 is installed" in problems
+    assert "LambdaFunction._invoke_lambda: parameters are now ['self', 'payload']" in problems
+    assert "SQSBackend.receive_message no longer contains" in problems
+    with pytest.raises(patches.PatchError, match="cannot patch moto"):
+        patches.apply(LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT))
+    assert patches.active_runtime() is None
+
+
+@pytest.fixture
+def runtime() -> Iterator[LambdaRuntime]:
+    install_overlay()
+    runtime = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
+    patches.apply(runtime)
+    try:
+        yield runtime
+    finally:
+        patches.revert()
+        runtime.close()
+        uninstall_overlay()
+
+
+def test_apply_and_revert_restore_moto() -> None:
+    original_invoke = LambdaFunction._invoke_lambda
+    original_wait = Queue.wait_for_messages
+    install_overlay()
+    try:
+        first = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
+        second = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
+        patches.apply(first)
+        assert LambdaFunction._invoke_lambda is not original_invoke
+        assert patches.verify() == []  # checks the originals while patched
+        patches.apply(second)
+        assert patches.active_runtime() is second
+        patches.revert()
+        assert patches.active_runtime() is first
+        patches.revert()
+    finally:
+        uninstall_overlay()
+    assert patches.active_runtime() is None
+    assert LambdaFunction._invoke_lambda is original_invoke
+    assert Queue.wait_for_messages is original_wait
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    return buffer.getvalue()
+
+
+def _function(handler: str, environment: dict[str, str] | None = None) -> dict[str, Any]:
+    iam = boto3.client("iam", region_name=REGION)
+    try:
+        role = iam.get_role(RoleName="patches-role")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="patches-role", AssumeRolePolicyDocument="{}")["Role"][
+            "Arn"
+        ]
+    created: dict[str, Any] = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName=f"patches-{uuid.uuid4().hex[:8]}",
+        Runtime="python3.12",
+        Role=role,
+        Handler=f"{HANDLERS}.{handler}",
+        Code={"ZipFile": _zip()},
+        Environment={"Variables": environment or {}},
+    )
+    return created
+
+
+@mock_aws
+def test_invoke_runs_the_real_handler_with_its_environment(runtime: LambdaRuntime) -> None:
+    fn = _function("read_env", {"GREETING": "konnichiwa"})
+    response = boto3.client("lambda", region_name=REGION).invoke(
+        FunctionName=fn["FunctionName"],
+        Payload=json.dumps({"keys": ["GREETING", "AWS_LAMBDA_FUNCTION_NAME"]}),
+    )
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read())["environ"] == {
+        "GREETING": "konnichiwa",
+        "AWS_LAMBDA_FUNCTION_NAME": fn["FunctionName"],
+    }
+
+
+@mock_aws
+def test_an_empty_payload_is_an_empty_event(runtime: LambdaRuntime) -> None:
+    fn = _function("echo")
+    response = boto3.client("lambda", region_name=REGION).invoke(FunctionName=fn["FunctionName"])
+    assert json.loads(response["Payload"].read())["event"] == {}
+
+
+@mock_aws
+def test_a_raising_handler_is_a_function_error_with_its_type(runtime: LambdaRuntime) -> None:
+    fn = _function("fail_verification")
+    response = boto3.client("lambda", region_name=REGION).invoke(
+        FunctionName=fn["FunctionName"], Payload=b'{"claim": "c-9"}', LogType="Tail"
+    )
+    assert response["FunctionError"]  # moto says "Handled" where Lambda says "Unhandled"
+    document = json.loads(response["Payload"].read())
+    assert document["errorType"] == "VerificationFailed"
+    assert document["errorMessage"] == "VerificationFailed for {'claim': 'c-9'}"
+    assert document["requestId"] == runtime.history[-1].request_id
+    assert isinstance(document["stackTrace"], list)
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert "[ERROR] VerificationFailed" in tail
+
+
+@mock_aws
+def test_invocation_logs_go_to_cloudwatch_logs(runtime: LambdaRuntime) -> None:
+    fn = _function("printing")
+    boto3.client("lambda", region_name=REGION).invoke(
+        FunctionName=fn["FunctionName"], Payload=b'{"say": "logged line"}'
+    )
+    events = boto3.client("logs", region_name=REGION).filter_log_events(
+        logGroupName=f"/aws/lambda/{fn['FunctionName']}"
+    )["events"]
+    assert [e["message"] for e in events] == ["logged line"]
+
+
+@mock_aws
+def test_sns_and_s3_deliver_parsed_events_through_the_hook(runtime: LambdaRuntime) -> None:
+    fn = _function("echo")
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="patches-topic")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=fn["FunctionArn"])
+    sns.publish(TopicArn=topic, Message="to lambda")
+    sns_event = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
+    assert sns_event["Records"][0]["Sns"]["Message"] == "to lambda"
+
+    runtime.clear_history()
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(
+        Bucket="patches-bucket", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket="patches-bucket",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": fn["FunctionArn"], "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    s3.put_object(Bucket="patches-bucket", Key="in/a.csv", Body=b"x")
+    s3_event = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
+    assert s3_event["Records"][0]["s3"]["object"]["key"] == "in%2Fa.csv"  # moto URL-encodes
+
+
+@mock_aws
+def test_a_detached_sqs_mapping_is_listed_but_no_longer_delivered_by_moto(
+    runtime: LambdaRuntime,
+) -> None:
+    fn = _function("echo")
+    sqs = boto3.client("sqs", region_name=REGION)
+    awslambda = boto3.client("lambda", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="patches-queue")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    mapping = awslambda.create_event_source_mapping(
+        EventSourceArn=queue_arn, FunctionName=fn["FunctionArn"]
+    )
+
+    sqs.send_message(QueueUrl=queue_url, MessageBody="moto delivers")
+    delivered = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
+    # What moto delivers on its own: a fixed receive count, timestamps and sender.
+    assert delivered["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+    assert delivered["Records"][0]["attributes"]["SentTimestamp"] == "1545082649183"
+
+    patches.detach_sqs_event_source(queue_arn, mapping["FunctionArn"])
+    runtime.clear_history()
+    sqs.send_message(QueueUrl=queue_url, MessageBody="stays in the queue")
+    assert runtime.history == []
+    # (moto filters FunctionName by the exact string the mapping was created with.)
+    listed = awslambda.list_event_source_mappings(EventSourceArn=queue_arn)
+    assert [m["UUID"] for m in listed["EventSourceMappings"]] == [mapping["UUID"]]
+
+    with pytest.raises(LookupError, match="no event source mapping"):
+        patches.detach_sqs_event_source(queue_arn, mapping["FunctionArn"])
+    with pytest.raises(ValueError, match="not an SQS queue ARN"):
+        patches.detach_sqs_event_source(fn["FunctionArn"], mapping["FunctionArn"])
+
+
+def _run_state_machine(definition: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name=f"patches-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/patches-sfn",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{uuid.uuid4()}", input="{}")
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.02)
+
+
+@mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+def test_step_functions_retry_and_catch_see_the_handlers_error_type(
+    runtime: LambdaRuntime,
+) -> None:
+    fn = _function("fail_verification")
+    patches.set_step_functions_time_scale(0.001)
+    started = time.monotonic()
+    described = _run_state_machine(
+        {
+            "StartAt": "Pause",
+            "States": {
+                "Pause": {"Type": "Wait", "Seconds": 60, "Next": "Verify"},
+                "Verify": {
+                    "Type": "Task",
+                    "Resource": fn["FunctionArn"],
+                    "Retry": [
+                        {
+                            "ErrorEquals": ["VerificationFailed"],
+                            "IntervalSeconds": 30,
+                            "MaxAttempts": 1,
+                        }
+                    ],
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["VerificationFailed"],
+                            "ResultPath": "$.error",
+                            "Next": "Caught",
+                        }
+                    ],
+                    "End": True,
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        }
+    )
+    assert time.monotonic() - started < 5  # 60 s wait and 30 s retry, scaled
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"])["error"]["Error"] == "VerificationFailed"
+    attempts = [i for i in runtime.history if i.function_name == fn["FunctionName"]]
+    assert len(attempts) == 2
+
+
+def test_the_time_scale_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        patches.set_step_functions_time_scale(0)
