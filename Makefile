@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup lint format typecheck test test-unit test-infra synth bench contracts run demo clean
+.PHONY: help setup lint format typecheck test synth bench contracts run demo clean
 
 help:
 	@echo "make demo       run a whole campaign on the local cloud"
@@ -58,9 +58,12 @@ bench: setup
 contracts: setup
 	$(BIN)/rebates contracts generate
 
-run demo: setup
-	@echo "make $@: the local cloud (infra/local) has not landed yet; see issue 3." >&2
-	@exit 1
+# Both synthesize the app (building its assets) before deploying it into moto.
+run: setup
+	$(BIN)/python -m infra.local
+
+demo: setup
+	$(BIN)/python -m infra.local.demo
 
 clean:
 	rm -rf cdk.out .build .local .mypy_cache .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,25 @@ def _contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local(args: argparse.Namespace) -> int:
+    from cli.local import LocalCloudUnavailable, control, parse_duration
+
+    try:
+        if args.action == "fire":
+            result = control("POST", f"fire/{args.name}")
+        elif args.advance is not None:
+            result = control("POST", "clock", {"advanceSeconds": parse_duration(args.advance)})
+        elif args.offset is not None:
+            result = control("POST", "clock", {"offsetSeconds": parse_duration(args.offset)})
+        else:
+            result = control("GET", "clock")
+    except (LocalCloudUnavailable, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rebates",
@@ -43,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contracts.add_argument("action", choices=["generate", "check"])
     contracts.set_defaults(run=_contracts)
+
+    local = commands.add_parser("local", help="drive the running local cloud (make run)")
+    local_actions = local.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fire = local_actions.add_parser("fire", help="fire a scheduled rule now (moto fires none)")
+    fire.add_argument("name", help="the rule's name or logical id")
+    clock = local_actions.add_parser(
+        "clock", help="show or move the clock the handlers see (e.g. --advance 3d)"
+    )
+    moves = clock.add_mutually_exclusive_group()
+    moves.add_argument("--advance", metavar="DURATION", help="move it forward, e.g. 3d, 2h")
+    moves.add_argument("--offset", metavar="DURATION", help="set the offset from now, e.g. 0s")
+    local.set_defaults(run=_local)
     return parser
 
 

@@ -1,0 +1,161 @@
+"""Each path of the local cloud carries real code, as the deployed stack would."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from infra.local.cloud import LocalCloud
+from tests.integration.wiring.probe import ECHO_PATH, POISON_DETAIL_TYPE, PROBE_DETAIL_TYPE
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 15.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.1)
+
+
+def physical_id(cloud: LocalCloud, logical_prefix: str, type_: str) -> str:
+    assert cloud.deployment is not None
+    matches = [
+        deployed.physical_id
+        for logical_id, deployed in cloud.deployment.resources.items()
+        if logical_id.startswith(logical_prefix) and cloud.deployment.types[logical_id] == type_
+    ]
+    assert len(matches) == 1, (logical_prefix, matches)
+    return matches[0]
+
+
+def recorded(cloud: LocalCloud, kind: str, key: str) -> Callable[[], dict[str, Any] | None]:
+    table = physical_id(cloud, "IdempotencyTable", "AWS::DynamoDB::Table")
+    dynamodb = cloud.client("dynamodb")
+
+    def check() -> dict[str, Any] | None:
+        item = dynamodb.get_item(TableName=table, Key={"id": {"S": f"probe#{kind}#{key}"}})
+        found: dict[str, Any] | None = item.get("Item")
+        return found
+
+    return check
+
+
+def put_probe_event(cloud: LocalCloud, detail_type: str, probe_id: str) -> None:
+    response = cloud.client("events").put_events(
+        Entries=[
+            {
+                "EventBusName": cloud.outputs["EventBusName"],
+                "Source": "rebates.probe",
+                "DetailType": detail_type,
+                "Detail": json.dumps({"probeId": probe_id}),
+            }
+        ]
+    )
+    assert response["FailedEntryCount"] == 0
+
+
+def test_an_event_on_the_bus_reaches_its_consumer_through_its_queue(cloud: LocalCloud) -> None:
+    probe_id = str(uuid.uuid4())
+    put_probe_event(cloud, PROBE_DETAIL_TYPE, probe_id)
+    item = eventually(recorded(cloud, "event", probe_id))
+    envelope = json.loads(item["payload"]["S"])
+    assert envelope["detail-type"] == PROBE_DETAIL_TYPE
+    assert envelope["detail"] == {"probeId": probe_id}
+    # The handler ran with its own function's environment from the template.
+    assert item["service"]["S"] == "probe"
+
+
+def test_a_poison_message_is_parked_in_the_dlq_after_the_configured_receives(
+    cloud: LocalCloud,
+) -> None:
+    dlq_url = physical_id(cloud, "WiringProbePoisonEventsDlq", "AWS::SQS::Queue")
+    queue_url = physical_id(cloud, "WiringProbePoisonEventsQueue", "AWS::SQS::Queue")
+    sqs = cloud.client("sqs")
+    redrive = json.loads(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])[
+            "Attributes"
+        ]["RedrivePolicy"]
+    )
+    probe_id = str(uuid.uuid4())
+    put_probe_event(cloud, POISON_DETAIL_TYPE, probe_id)
+
+    def parked() -> list[dict[str, Any]] | None:
+        messages: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=dlq_url, AttributeNames=["All"], MaxNumberOfMessages=10
+        ).get("Messages", [])
+        return [m for m in messages if probe_id in m["Body"]] or None
+
+    (message,) = eventually(parked, timeout=30)
+    assert json.loads(message["Body"])["detail"] == {"probeId": probe_id}
+    # It was received (and failed) exactly as many times as the redrive policy allows.
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= redrive["maxReceiveCount"]
+
+
+def test_an_uploaded_object_reaches_its_handler(cloud: LocalCloud) -> None:
+    bucket = physical_id(cloud, "WiringProbeUploads", "AWS::S3::Bucket")
+    key = f"incoming/receipt {uuid.uuid4()}.jpg"
+    cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=b"\xff\xd8 receipt")
+    item = eventually(recorded(cloud, "upload", key))
+    assert json.loads(item["payload"]["S"])["bucket"]["name"] == bucket
+
+
+def test_a_state_machine_task_runs_real_code_and_catch_sees_its_error_type(
+    cloud: LocalCloud,
+) -> None:
+    machine = physical_id(cloud, "WiringProbeStateMachine", "AWS::StepFunctions::StateMachine")
+    states = cloud.client("stepfunctions")
+    execution = states.start_execution(
+        stateMachineArn=machine, name=f"clm_{uuid.uuid4().hex}", input='{"claimId": "c-1"}'
+    )["executionArn"]
+
+    def finished() -> dict[str, Any] | None:
+        described: dict[str, Any] = states.describe_execution(executionArn=execution)
+        return None if described["status"] == "RUNNING" else described
+
+    described = eventually(finished, timeout=30)
+    assert described["status"] == "SUCCEEDED", described
+    error = json.loads(described["output"])["error"]
+    assert error["Error"] == "ProbeError"
+    assert "refused c-1" in error["Cause"]
+
+
+def _post(url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    for name, value in headers.items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_route_returns_what_its_handler_returns(cloud: LocalCloud) -> None:
+    url = cloud.outputs["ApiUrl"] + ECHO_PATH.replace("{thing}", "trail%20shoe") + "?size=27"
+    status, body = _post(url, {"n": 1}, {"x-api-key": cloud.outputs["ApiKey"]})
+    assert status == 201
+    assert body.pop("path").startswith("/v1/_probe/echo/trail")
+    assert body == {
+        "resource": ECHO_PATH,
+        "pathParameters": {"thing": "trail shoe"},
+        "query": {"size": "27"},
+        "body": {"n": 1},
+        "apiKey": cloud.outputs["ApiKey"],
+        "service": "probe",
+    }
+
+
+def test_a_route_refuses_a_missing_or_wrong_key(cloud: LocalCloud) -> None:
+    url = cloud.outputs["ApiUrl"] + ECHO_PATH.replace("{thing}", "x")
+    assert _post(url, {}, {})[0] == 403
+    assert _post(url, {}, {"x-api-key": "not-the-key"})[0] == 403
