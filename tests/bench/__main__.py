@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tests.bench import foundation
+from tests.bench import foundation, local_cloud
 
 
 def main() -> None:
     foundation.run()
+    local_cloud.run()
 
 
 if __name__ == "__main__":
