@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
@@ -130,3 +133,37 @@ def _control(cloud: LocalCloud, method: str, path: str, body: Any) -> tuple[int,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def test_plain_clients_reach_it_through_aws_endpoint_url(cloud: LocalCloud) -> None:
+    """`AWS_ENDPOINT_URL=http://127.0.0.1:4566 aws ...`: any SDK client, no code changes."""
+    probe = (
+        "import boto3, json\n"
+        "print(json.dumps({\n"
+        "  's3': [b['Name'] for b in boto3.client('s3').list_buckets()['Buckets']],\n"
+        "  'dynamodb': boto3.client('dynamodb').list_tables()['TableNames'],\n"
+        "  'stepfunctions': [m['stateMachineArn'] for m in\n"
+        "      boto3.client('stepfunctions').list_state_machines()['stateMachines']],\n"
+        "  'sqs': boto3.client('sqs').list_queues().get('QueueUrls', []),\n"
+        "  'events': [b['Name'] for b in\n"
+        "      boto3.client('events').list_event_buses()['EventBuses']],\n"
+        "  'kinesis': boto3.client('kinesis').list_streams()['StreamNames'],\n"
+        "}))\n"
+    )
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ENDPOINT_URL": cloud.outputs["AwsEndpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": cloud.outputs["Region"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True
+    )
+    seen = json.loads(result.stdout)
+    assert cloud.outputs["CampaignBucketName"] in seen["s3"]
+    assert len(seen["dynamodb"]) >= len(ALL_TABLES)
+    assert cloud.outputs["ClaimsStateMachineArn"] in seen["stepfunctions"]
+    assert seen["sqs"]
+    assert cloud.outputs["EventBusName"] in seen["events"]
+    assert cloud.outputs["EventsStreamName"] in seen["kinesis"]

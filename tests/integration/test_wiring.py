@@ -8,8 +8,10 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
+from functions.core.clock import parse_instant
 from infra.local.cloud import LocalCloud
 from tests.integration.wiring.probe import ECHO_PATH, POISON_DETAIL_TYPE, PROBE_DETAIL_TYPE
 
@@ -145,6 +147,7 @@ def test_a_route_returns_what_its_handler_returns(cloud: LocalCloud) -> None:
     status, body = _post(url, {"n": 1}, {"x-api-key": cloud.outputs["ApiKey"]})
     assert status == 201
     assert body.pop("path").startswith("/v1/_probe/echo/trail")
+    body.pop("now")
     assert body == {
         "resource": ECHO_PATH,
         "pathParameters": {"thing": "trail shoe"},
@@ -159,3 +162,17 @@ def test_a_route_refuses_a_missing_or_wrong_key(cloud: LocalCloud) -> None:
     url = cloud.outputs["ApiUrl"] + ECHO_PATH.replace("{thing}", "x")
     assert _post(url, {}, {})[0] == 403
     assert _post(url, {}, {"x-api-key": "not-the-key"})[0] == 403
+
+
+def test_handlers_see_the_clock_the_local_cloud_sets(cloud: LocalCloud) -> None:
+    url = cloud.outputs["ApiUrl"] + ECHO_PATH.replace("{thing}", "clock")
+    key = {"x-api-key": cloud.outputs["ApiKey"]}
+    assert cloud.runtime is not None
+    before = cloud.runtime.clock_offset_seconds
+    try:
+        now = parse_instant(_post(url, {}, key)[1]["now"])
+        cloud.set_clock_offset(before + 10 * 86_400)
+        later = parse_instant(_post(url, {}, key)[1]["now"])
+    finally:
+        cloud.set_clock_offset(before)
+    assert timedelta(days=10) <= later - now < timedelta(days=10, minutes=1)

@@ -367,3 +367,49 @@ def test_a_long_poll_does_not_hold_up_other_requests(cloud: Cloud) -> None:
         assert time.monotonic() - started < 0.5
     finally:
         waiting.join()
+
+
+def test_a_task_token_wait_resumes_on_send_task_success(cloud: Cloud) -> None:
+    """The review step's shape: a task waits until an operator's decision returns its token."""
+    queue_url, _ = cloud.queue("rt-review")
+    definition = {
+        "StartAt": "Wait for review",
+        "States": {
+            "Wait for review": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {
+                    "QueueUrl": queue_url,
+                    "MessageBody": {"claim.$": "$.claim", "token.$": "$$.Task.Token"},
+                },
+                "TimeoutSeconds": 60,
+                "End": True,
+            }
+        },
+    }
+    sfn = cloud.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"rt-review-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/rt-states",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(
+        stateMachineArn=machine, name=f"claim-{uuid.uuid4()}", input='{"claim": "c-9"}'
+    )["executionArn"]
+
+    sqs = cloud.client("sqs")
+    deadline = time.monotonic() + 10
+    messages: list[dict[str, Any]] = []
+    while not messages:
+        assert time.monotonic() < deadline, "the task never sent its token"
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+    request = json.loads(messages[0]["Body"])
+    assert request["claim"] == "c-9"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+
+    sfn.send_task_success(taskToken=request["token"], output='{"decision": "approve"}')
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not resume"
+        time.sleep(0.05)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == {"decision": "approve"}

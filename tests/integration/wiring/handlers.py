@@ -14,6 +14,8 @@ from urllib.parse import unquote_plus
 
 import boto3
 
+from functions.core.clock import format_instant, utc_now
+
 
 class ProbeError(Exception):
     """Raised on purpose: the state machine's Catch must see this exact error type."""
@@ -65,6 +67,7 @@ def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": json.loads(event["body"]) if event["body"] else None,
         "apiKey": event["requestContext"]["identity"]["apiKey"],
         "service": os.environ.get("POWERTOOLS_SERVICE_NAME"),
+        "now": format_instant(utc_now()),
     }
     return {
         "statusCode": 201,
