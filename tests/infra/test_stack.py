@@ -21,18 +21,11 @@ from tests.infra.template_checks import (
     method_paths,
     ref_id,
 )
+from tests.support.contract import STACK_OUTPUTS
 
 # DESIGN "Local cloud": the outputs every environment publishes (AwsEndpoint, Region and
 # ApiKey are the local cloud's own additions).
-OUTPUTS = {
-    "ApiUrl",
-    "CampaignBucketName",
-    "ArchiveBucketName",
-    "EventBusName",
-    "ClaimsStateMachineArn",
-    "EventsStreamName",
-    "SenderEmail",
-}
+
 # DESIGN: every route needs the API key (or IAM, for operators) except these.
 # The one list of keyless routes, shared with the OpenAPI document.
 PUBLIC_ROUTES = {f"{method} {path}" for method, path in api.PUBLIC_ROUTES}
@@ -218,7 +211,7 @@ def test_claims_state_machine_is_the_asl_file_with_logging_and_tracing(synth: Sy
 
 
 def test_outputs_are_exactly_the_contract(synth: Synth) -> None:
-    assert set(synth.data["Outputs"]) == OUTPUTS
+    assert set(synth.data["Outputs"]) == STACK_OUTPUTS
     assert synth.data["Outputs"]["SenderEmail"]["Value"] == cdk_context()["senderEmail"]
 
 

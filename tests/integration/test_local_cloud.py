@@ -15,17 +15,7 @@ import pytest
 from functions.core.tables import ALL_TABLES
 from infra.build import project_version
 from infra.local.cloud import LocalCloud
-
-CONTRACT_OUTPUTS = {
-    "ApiUrl",
-    "CampaignBucketName",
-    "ArchiveBucketName",
-    "EventBusName",
-    "ClaimsStateMachineArn",
-    "EventsStreamName",
-    "SenderEmail",
-}
-LOCAL_OUTPUTS = {"AwsEndpoint", "Region", "ApiKey"}
+from tests.support.contract import LOCAL_OUTPUTS, STACK_OUTPUTS
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -38,7 +28,7 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
 
 
 def test_outputs_are_the_contract_plus_the_local_keys(cloud: LocalCloud) -> None:
-    assert set(cloud.outputs) == CONTRACT_OUTPUTS | LOCAL_OUTPUTS
+    assert set(cloud.outputs) == STACK_OUTPUTS | LOCAL_OUTPUTS
     assert all(cloud.outputs.values())
     assert cloud.outputs["ApiUrl"].startswith("http://127.0.0.1:")
     assert cloud.outputs["EventBusName"] == "rebates"

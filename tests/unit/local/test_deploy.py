@@ -32,17 +32,10 @@ from infra.local.deploy import (
     deploy,
 )
 from infra.local.template import TemplateError
+from tests.support.contract import STACK_OUTPUTS
 
 REGION = "ap-northeast-1"
-OUTPUT_KEYS = {
-    "ApiUrl",
-    "CampaignBucketName",
-    "ArchiveBucketName",
-    "EventBusName",
-    "ClaimsStateMachineArn",
-    "EventsStreamName",
-    "SenderEmail",
-}
+
 _FAKE_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_ACCESS_KEY_ID": "testing",
@@ -159,7 +152,7 @@ class TestRealStack:
 
     def test_outputs_are_the_contract_keys_resolved(self, stack: DeployedStack) -> None:
         outputs = stack.deployment.outputs
-        assert set(outputs) == OUTPUT_KEYS
+        assert set(outputs) == STACK_OUTPUTS
         assert all(isinstance(v, str) and v for v in outputs.values())
         assert outputs["EventBusName"] == "rebates"
         assert outputs["SenderEmail"] == "rewards@example.com"
