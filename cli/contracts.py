@@ -5,6 +5,8 @@
 date, so CI (`rebates contracts check`) fails when a model changes without regenerating.
 The samples beside the schemas (`<DetailType>.sample.json`, whole EventBridge envelopes)
 are written by hand; the check also makes sure each one exists and still fits its type.
+The campaign file's schema, `events/campaign.schema.json`, is generated and checked the
+same way from `functions.campaigns.config.campaign_json_schema`.
 
 The schemas are draft-07, the dialect fastjsonschema (the publisher's validator) and
 EventBridge's schema registry both read. pydantic emits 2020-12 style `$defs` references;
@@ -22,6 +24,7 @@ from typing import Any
 import fastjsonschema
 from pydantic import ValidationError
 
+from functions.campaigns.config import campaign_json_schema
 from functions.core.event_types import EVENT_TYPES, EventDetail
 from functions.core.events import (
     SCHEMA_SUFFIX,
@@ -31,6 +34,7 @@ from functions.core.events import (
 )
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+CAMPAIGN_SCHEMA_FILE = "campaign.schema.json"
 
 # Keywords whose value is a schema, a list of schemas, or a name -> schema mapping. Only
 # these are walked: the values of `examples`, `enum`, `const` are data, and a property
@@ -41,7 +45,8 @@ _SCHEMA_VALUED = frozenset(
 _SCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties"})
 # pydantic's generated titles ("Occurredat") and defaults add nothing: every property is
-# required in a published detail, and the top-level title is set to the detail-type.
+# required in a published detail, and the top-level title is set to the detail-type. (The
+# campaign file's few defaults are stated in its field descriptions instead.)
 _DROPPED = frozenset({"title", "default"})
 _DEFS_PREFIX = "#/$defs/"
 
@@ -49,9 +54,23 @@ _DEFS_PREFIX = "#/$defs/"
 def detail_schema(model: type[EventDetail]) -> dict[str, Any]:
     """The draft-07 JSON Schema of a detail as published (serialised, by alias)."""
     generated = model.model_json_schema(by_alias=True, mode="serialization")
+    return _draft_07(generated, title=model.detail_type)
+
+
+def campaign_schema() -> dict[str, Any]:
+    """The draft-07 JSON Schema of a campaign file (what marketers write)."""
+    generated = campaign_json_schema()
+    return _draft_07(generated, title=generated["title"])
+
+
+def campaign_schema_path(events_dir: Path) -> Path:
+    return events_dir / CAMPAIGN_SCHEMA_FILE
+
+
+def _draft_07(generated: dict[str, Any], title: str) -> dict[str, Any]:
     definitions = generated.pop("$defs", {})
     schema = _normalise(generated, definitions, ())
-    return {"$schema": DRAFT_07, **schema, "title": model.detail_type}
+    return {"$schema": DRAFT_07, **schema, "title": title}
 
 
 def render_schema(schema: Mapping[str, Any]) -> str:
@@ -61,6 +80,9 @@ def render_schema(schema: Mapping[str, Any]) -> str:
 
 def write_event_schemas(events_dir: Path) -> list[Path]:
     """Write every detail schema under `events_dir/detail/`; return the paths written.
+
+    The campaign file's schema is written too (`write_campaign_schema`), so that one
+    `make contracts` regenerates every generated contract; it is not in the list.
 
     Schema files of detail-types that no longer exist are deleted, so the directory
     always describes exactly the current models.
@@ -74,13 +96,22 @@ def write_event_schemas(events_dir: Path) -> list[Path]:
         written.append(path)
     for stale in _stale_schemas(directory):
         stale.unlink()
+    write_campaign_schema(events_dir)
     return written
+
+
+def write_campaign_schema(events_dir: Path) -> Path:
+    """Write the campaign file's schema as `events_dir/campaign.schema.json`."""
+    path = campaign_schema_path(events_dir)
+    path.write_text(render_schema(campaign_schema()), encoding="utf-8")
+    return path
 
 
 def check_event_schemas(events_dir: Path) -> list[str]:
     """What differs from what the models produce: one line per problem, none when current.
 
-    Reports missing, out-of-date and stale schema files, and missing or invalid samples.
+    Reports missing, out-of-date and stale schema files (the campaign file's included),
+    and missing or invalid samples.
     """
     problems: list[str] = []
     for detail_type, model in sorted(EVENT_TYPES.items()):
@@ -95,7 +126,16 @@ def check_event_schemas(events_dir: Path) -> list[str]:
         f"{stale} has no detail-type in EVENT_TYPES"
         for stale in _stale_schemas(detail_schemas_dir(events_dir))
     )
+    problems.extend(_check_campaign_schema(campaign_schema_path(events_dir)))
     return problems
+
+
+def _check_campaign_schema(path: Path) -> list[str]:
+    if not path.exists():
+        return [f"{path} is missing"]
+    if path.read_text(encoding="utf-8") != render_schema(campaign_schema()):
+        return [f"{path} is out of date with functions.campaigns.config.CampaignConfig"]
+    return []
 
 
 def _check_sample(model: type[EventDetail], schema: dict[str, Any], path: Path) -> list[str]:

@@ -32,6 +32,13 @@ def _contracts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _campaigns(args: argparse.Namespace) -> int:
+    from cli.campaigns import run_validate
+
+    result: int = run_validate(Path(args.file))
+    return result
+
+
 def _local(args: argparse.Namespace) -> int:
     from cli.local import LocalCloudUnavailable, control, parse_duration
 
@@ -63,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contracts.add_argument("action", choices=["generate", "check"])
     contracts.set_defaults(run=_contracts)
+
+    campaigns = commands.add_parser("campaigns", help="work with campaign files")
+    campaign_actions = campaigns.add_subparsers(dest="action", metavar="ACTION", required=True)
+    validate = campaign_actions.add_parser(
+        "validate", help="check a campaign file (YAML or JSON) and print each error with its path"
+    )
+    validate.add_argument("file", metavar="FILE", help="the campaign file, e.g. spring.yaml")
+    campaigns.set_defaults(run=_campaigns)
 
     local = commands.add_parser("local", help="drive the running local cloud (make run)")
     local_actions = local.add_subparsers(dest="action", metavar="ACTION", required=True)
