@@ -3,6 +3,7 @@
 Items (pk / sk):
 
 - ``Code``             ``CODE#<CODE>`` / ``META``
+- ``CodeGeneration``   ``OFFER#<offerId>`` / ``CODES``
 - ``CodeIssue``        ``CUSTOMER#<customerId>`` / ``ISSUE#<offerId>``
 - ``CustomerUsage``    ``CUSTOMER#<customerId>`` / ``USAGE#<offerId>``
 - ``Redemption``       ``REDEMPTION#<redemptionId>`` / ``META``
@@ -46,6 +47,7 @@ __all__ = [
     "REDEEMED",
     "ROLLED_BACK",
     "Code",
+    "CodeGeneration",
     "CodeIssue",
     "CustomerUsage",
     "OrderRedemption",
@@ -155,6 +157,72 @@ class Code(TableModel):
     def release() -> tuple[list[Action], Condition]:
         actions, condition = bounded_subtract(Code.uses, 1)
         return actions, Code.pk.exists() & condition
+
+
+class CodeGeneration(TableModel):
+    """How many unique codes have been generated for an offer, so a republish (or a retried
+    publish) generates only the missing number.
+
+    A separate item rather than a counter on the ``Offer``: every redemption updates the
+    offer's ``redemptionsCount`` in a transaction, and a bulk generation touching the same
+    item a thousand times would make those redemptions fail with TransactionConflict.
+
+    Access patterns:
+
+    - the count of an offer: pk=``OFFER#<offerId>`` (the offer's own partition, as
+      ``functions.campaigns.models.Offer.key``), sk=``CODES`` (`for_offer`)
+    - advance it in the same transaction as the codes it counts, conditional on the count
+      the writer read (`advance`), so the count never differs from the codes stored and two
+      writers cannot both fill the same gap
+    """
+
+    Meta = table_meta(CAMPAIGNS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    offer_id = UnicodeAttribute(attr_name="offerId")
+    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    generated = IntegerAttribute(default=0)
+    updated_at = optional(InstantAttribute(attr_name="updatedAt"))
+
+    @staticmethod
+    def key(offer_id: str) -> tuple[str, str]:
+        return f"OFFER#{offer_id}", "CODES"
+
+    def derive_keys(self) -> None:
+        if self.offer_id is not None:
+            self.pk, self.sk = self.key(self.offer_id)
+
+    @classmethod
+    def ref(cls, offer_id: str) -> CodeGeneration:
+        """A key-only instance, for updates inside a `Transaction`."""
+        return cls(offer_id=offer_id)
+
+    @classmethod
+    def for_offer(cls, offer_id: str) -> int:
+        """Codes generated so far for the offer (0 before the first)."""
+        item = cls.get_or_none(*cls.key(offer_id))
+        return item.generated if item is not None else 0
+
+    @staticmethod
+    def advance(
+        offer_id: str, campaign_id: str, expected: int, by: int, at: datetime
+    ) -> tuple[list[Action], Condition]:
+        """Move the count from `expected` to ``expected + by``; refused if it is not
+        `expected` any more (another writer got there first). Creates the item at 0."""
+        if expected < 0 or by < 0:
+            raise ValueError(f"counts are non-negative, got expected={expected}, by={by}")
+        actions: list[Action] = [
+            CodeGeneration.generated.set(expected + by),
+            CodeGeneration.offer_id.set(offer_id),
+            CodeGeneration.campaign_id.set(campaign_id),
+            CodeGeneration.updated_at.set(at),
+        ]
+        current = CodeGeneration.generated == expected
+        if expected == 0:
+            current = CodeGeneration.generated.does_not_exist() | current
+        return actions, current
 
 
 class CodeIssue(TableModel):

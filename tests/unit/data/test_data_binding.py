@@ -14,6 +14,7 @@ from pynamodb.models import Model
 import functions.analytics.models as analytics
 import functions.campaigns.models as campaigns
 import functions.claims.models as claims
+import functions.core.idempotency as idempotency
 import functions.notifications.models as notifications
 import functions.offers.models as offers
 import functions.wallet.models as wallet
@@ -47,6 +48,7 @@ EXPECTED: dict[type[Model], TableSpec] = {
     campaigns.CampaignVersion: CAMPAIGNS,
     campaigns.Offer: CAMPAIGNS,
     offers.Code: CAMPAIGNS,
+    offers.CodeGeneration: CAMPAIGNS,
     offers.CodeIssue: CAMPAIGNS,
     offers.CustomerUsage: CAMPAIGNS,
     offers.Redemption: CAMPAIGNS,
@@ -60,6 +62,7 @@ EXPECTED: dict[type[Model], TableSpec] = {
     notifications.CustomerProfile: CUSTOMERS,
     notifications.UnsubscribeToken: CUSTOMERS,
     notifications.NotificationRecord: IDEMPOTENCY,
+    idempotency.IdempotencyRecord: IDEMPOTENCY,
     analytics.DailyCounter: ANALYTICS,
     analytics.DailyAmounts: ANALYTICS,
     analytics.DailyBreakdown: ANALYTICS,
