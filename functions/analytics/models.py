@@ -298,10 +298,6 @@ class SeenEvent(TableModel):
         if self.event_id is not None:
             self.pk, self.sk = self.key(self.event_id)
 
-    @classmethod
-    def first_time(cls) -> Condition:
-        return cls.pk.does_not_exist()
-
 
 class SessionTouch(TableModel):
     """A session's first and last touch of a campaign (counts the session once, and
@@ -336,10 +332,6 @@ class SessionTouch(TableModel):
     def derive_keys(self) -> None:
         if self.session_id is not None and self.campaign_id is not None:
             self.pk, self.sk = self.key(self.session_id, self.campaign_id)
-
-    @classmethod
-    def first_time(cls) -> Condition:
-        return cls.pk.does_not_exist()
 
     @classmethod
     def find(cls, session_id: str, campaign_id: str) -> SessionTouch | None:
@@ -384,7 +376,3 @@ class SessionConversion(TableModel):
     def derive_keys(self) -> None:
         if self.session_id is not None and self.campaign_id is not None:
             self.pk, self.sk = self.key(self.session_id, self.campaign_id)
-
-    @classmethod
-    def first_time(cls) -> Condition:
-        return cls.pk.does_not_exist()

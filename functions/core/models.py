@@ -232,6 +232,12 @@ class TableModel(Model):
     def derive_keys(self) -> None:
         """Set the key attributes from the other fields (no-op by default)."""
 
+    @classmethod
+    def first_time(cls) -> Condition:
+        """The condition of a put that must create the item, never overwrite it."""
+        hash_key = next(a for a in cls.get_attributes().values() if a.is_hash_key)
+        return hash_key.does_not_exist()
+
     def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
         self.derive_keys()
         return super().serialize(null_check)
