@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from aws_lambda_powertools.event_handler.openapi.models import Server
 from pydantic import BaseModel, Field
 
 from functions.core.api import PUBLIC_ROUTES, make_resolver
+from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, Idempotency
 
 # Module paths of every module that declares a `router`; later domains add theirs.
-API_ROUTER_MODULES: tuple[str, ...] = ("functions.core.health",)
+API_ROUTER_MODULES: tuple[str, ...] = ("functions.core.health", "functions.offers.handlers.api")
 
 TITLE = "Rebates API"
 API_VERSION = "1"
@@ -40,8 +42,25 @@ def api_routers() -> list[Router]:
     return [importlib.import_module(name).router for name in API_ROUTER_MODULES]
 
 
+def idempotent_operations(routers: list[Router]) -> set[tuple[str, str]]:
+    """(METHOD, /openapi/{path}) of every route guarded by the Idempotency-Key middleware.
+
+    Powertools keeps a router's middlewares only in ``_routes_with_middleware`` (keyed by
+    rule and methods first); reading it here keeps the routes the one source of truth.
+    """
+    found: set[tuple[str, str]] = set()
+    for router in routers:
+        for key, middlewares in router._routes_with_middleware.items():
+            if any(isinstance(middleware, Idempotency) for middleware in middlewares):
+                rule, methods = key[0], key[1]
+                path = re.sub(r"<(\w+)>", r"{\1}", rule)
+                found.update((method.upper(), path) for method in methods)
+    return found
+
+
 def build_openapi() -> str:
-    app = make_resolver(*api_routers())
+    routers = api_routers()
+    app = make_resolver(*routers)
     document = app.get_openapi_json_schema(
         title=TITLE,
         version=API_VERSION,
@@ -51,11 +70,13 @@ def build_openapi() -> str:
         ),
         servers=[Server(url="/")],
     )
-    return json.dumps(_our_conventions(json.loads(document)), indent=2, sort_keys=True) + "\n"
+    conventions = _our_conventions(json.loads(document), idempotent_operations(routers))
+    return json.dumps(conventions, indent=2, sort_keys=True) + "\n"
 
 
-def _our_conventions(document: dict[str, Any]) -> dict[str, Any]:
-    """State what the generator cannot know: the API key, and 400 for invalid requests.
+def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]]) -> dict[str, Any]:
+    """State what the generator cannot know: the API key, 400 for invalid requests, the
+    error body of every error response, and the Idempotency-Key header where honoured.
 
     Powertools documents request validation failures as FastAPI-style 422 bodies; this
     API answers them as 400 in the common error shape, so the document says that.
@@ -71,19 +92,41 @@ def _our_conventions(document: dict[str, Any]) -> dict[str, Any]:
         "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
     }
     document["security"] = [{"apiKey": []}]
-    error_response = {
-        "description": "Invalid request",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-    }
+    error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            responses.pop("422", None)
+            if responses.get("422", {}).get("description") == "Validation Error":
+                responses.pop("422")
             if "requestBody" in operation or operation.get("parameters"):
-                responses["400"] = error_response
+                responses["400"] = {"description": "Invalid request"}
+            if (method.upper(), path) in idempotent:
+                operation.setdefault("parameters", []).append(_IDEMPOTENCY_HEADER)
+                responses["409"] = {
+                    "description": " ".join(
+                        filter(None, [responses.get("409", {}).get("description"), _KEY_CONFLICTS])
+                    )
+                }
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = error_content
             if (method.upper(), path) in PUBLIC_ROUTES:
                 operation["security"] = []
     return document
+
+
+_KEY_CONFLICTS = "(or idempotency_key_reused, idempotency_key_in_use)"
+_IDEMPOTENCY_HEADER = {
+    "name": IDEMPOTENCY_KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "A retry with the same key and body returns the first response (with "
+        "Idempotent-Replayed: true) and has no second effect; the same key with another "
+        "body is 409 idempotency_key_reused. Kept 24 hours."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 def write_openapi(path: Path) -> Path:

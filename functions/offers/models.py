@@ -246,6 +246,8 @@ class CodeIssue(TableModel):
     offer_id = UnicodeAttribute(attr_name="offerId")
     campaign_id = UnicodeAttribute(attr_name="campaignId")
     code = UnicodeAttribute()
+    mode = UnicodeAttribute()  # unique | shared
+    channel = UnicodeAttribute()  # the offer's: online | in_store | both
     issued_at = InstantAttribute(attr_name="issuedAt")
     expires_at = InstantAttribute(attr_name="expiresAt")
 
@@ -346,7 +348,7 @@ class Redemption(TableModel):
     channel = UnicodeAttribute()  # online | in_store
     store_id = optional(UnicodeAttribute(attr_name="storeId"))
     discount = MoneyAttribute()
-    cart_total = optional(MoneyAttribute(attr_name="cartTotal"))
+    cart_total = MoneyAttribute(attr_name="cartTotal")
     status = UnicodeAttribute(default=REDEEMED)
     redeemed_at = InstantAttribute(attr_name="redeemedAt")
     rolled_back_at = optional(InstantAttribute(attr_name="rolledBackAt"))

@@ -66,6 +66,8 @@ def issue(customer_id: str, code: str) -> None:
             offer_id="TRAIL10",
             campaign_id=CAMPAIGN,
             code=code,
+            mode="unique",
+            channel="online",
             issued_at=T0,
             expires_at=T0 + timedelta(days=30),
         ),

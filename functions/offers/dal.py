@@ -1,0 +1,512 @@
+"""Offers on the Campaigns table: the campaign cache, code issuance, redemption, rollback.
+
+The limits hold under any concurrency because DynamoDB decides them, never a read:
+
+- a redemption is one TransactWriteItems of six items (`OfferStore.redeem`): ``ADD`` one
+  use to the code, the customer's usage, the offer's total, and the discount and one
+  reward to the campaign's budget, each under its limit's condition, plus the
+  conditional puts of the redemption and of its (order, code) guard. Either all of it
+  happens or none; a refusal names the item, which names the reason;
+- a rollback is the mirror transaction (`OfferStore.roll_back`), conditional on the
+  redemption still being ``redeemed``, so its counters are released exactly once;
+- a code goes to one customer through a conditional update in the same transaction as
+  the customer's issue record (`OfferStore.issue_code`).
+
+A redemption costs two AWS calls when the campaign is cached (a GetItem of the code, the
+transaction): the campaign is kept per container for `CAMPAIGN_TTL`, and the transaction's
+condition that the campaign's version is the one cached makes a stale entry cancel the
+write (then the entry is reloaded and the redemption tried again) instead of applying an
+old version's rules. Events are not published here: the table's stream feeds the offers
+outbox (`functions.offers.outbox`), so an event can never be lost between a committed
+redemption and a failed PutEvents.
+
+Transactions that touch the same items at once (one shared code at a sale's start) may
+be cancelled with ``TransactionConflict``; they are retried with jittered backoff, and a
+redemption still contended after that is a 429 the storefront retries.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final, TypeVar
+
+from functions.campaigns.config import parse_campaign
+from functions.campaigns.models import ACTIVE, Campaign, Offer, get_campaign, get_offer
+from functions.core.errors import Conflict, NotFound, Throttled
+from functions.core.ids import new_id
+from functions.core.models import Transaction, TransactionCancelled
+from functions.core.money import Money
+from functions.offers.codes import ALPHABET
+from functions.offers.logic import CodeFacts, LiveCampaign, Refusal, refusal_error
+from functions.offers.models import (
+    REDEEMED,
+    ROLLED_BACK,
+    Code,
+    CodeIssue,
+    CustomerUsage,
+    OrderRedemption,
+    Redemption,
+    get_code,
+    get_redemption,
+)
+
+__all__ = [
+    "CAMPAIGN_TTL",
+    "CampaignCache",
+    "OfferStore",
+    "RedemptionRequest",
+    "RollbackOutcome",
+    "StaleCampaign",
+]
+
+# How long a container trusts its copy of a campaign. A republish is seen within this
+# time by reads (listing, validation); redemptions never act on a stale copy (see above).
+CAMPAIGN_TTL: Final = timedelta(seconds=30)
+# Attempts of one transaction cancelled by TransactionConflict or throttling, and the
+# first backoff (doubled each time, with full jitter).
+_MAX_ATTEMPTS: Final = 5
+_FIRST_BACKOFF_SECONDS: Final = 0.01
+_TRANSIENT: Final = frozenset({"TransactionConflict", "ThrottlingError"})
+# Unissued codes fetched per pool query, and pool queries before giving up on contention.
+_POOL_PAGE: Final = 10
+_POOL_ROUNDS: Final = 5
+
+T = TypeVar("T")
+
+
+def _retrying(attempt: Callable[[], T]) -> T:
+    """Run `attempt`, again after a transient cancellation; 429 if it never gets through.
+
+    A cancellation with any refused condition is final (the refusal is the answer), even
+    if another item of it also conflicted.
+    """
+    for tries in range(1, _MAX_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except TransactionCancelled as cancelled:
+            reasons = set(cancelled.reasons.values())
+            if not reasons & _TRANSIENT or "ConditionalCheckFailed" in reasons:
+                raise
+        if tries < _MAX_ATTEMPTS:
+            time.sleep(random.uniform(0, _FIRST_BACKOFF_SECONDS * 2**tries))  # noqa: S311
+    raise _contended("Too many requests are changing this offer at once; retry shortly.")
+
+
+def _contended(message: str) -> Throttled:
+    return Throttled("contended", message, {"retryAfterSeconds": 1})
+
+
+# -- campaigns, cached per container ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cached:
+    campaign: LiveCampaign
+    loaded_at: float
+
+
+class CampaignCache:
+    """Campaigns by id, each kept for `ttl` (monotonic time), reloaded on demand."""
+
+    def __init__(self, ttl: timedelta = CAMPAIGN_TTL, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl.total_seconds()
+        self._clock = clock
+        self._entries: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def get(self, campaign_id: str) -> LiveCampaign | None:
+        with self._lock:
+            entry = self._entries.get(campaign_id)
+        if entry is not None and self._clock() - entry.loaded_at < self._ttl:
+            return entry.campaign
+        return self.reload(campaign_id)
+
+    def reload(self, campaign_id: str) -> LiveCampaign | None:
+        item = get_campaign(campaign_id)
+        if item is None:
+            with self._lock:
+                self._entries.pop(campaign_id, None)
+            return None
+        campaign = live_campaign(item)
+        with self._lock:
+            self._entries[campaign_id] = _Cached(campaign, self._clock())
+        return campaign
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def live_campaign(item: Campaign) -> LiveCampaign:
+    return LiveCampaign(
+        config=parse_campaign(item.config),
+        version=item.version,
+        status=item.status,
+        budget_amount=item.budget_amount,
+        budget_max_rewards=item.budget_max_rewards,
+    )
+
+
+# -- redemption -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedemptionRequest:
+    code: CodeFacts
+    campaign: LiveCampaign
+    customer_id: str
+    order_id: str
+    channel: str
+    store_id: str | None
+    discount: Money
+    cart_total: Money
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    redemption: Redemption
+    already: bool
+
+
+class StaleCampaign(Exception):
+    """The cached campaign is not the stored one any more: reload and decide again."""
+
+
+class OfferStore:
+    """The offers domain's reads and writes; `campaigns` is the container's cache."""
+
+    def __init__(self, campaigns: CampaignCache | None = None) -> None:
+        self.campaigns = campaigns or CampaignCache()
+
+    # -- codes ----------------------------------------------------------------------
+
+    def code(self, code: str) -> CodeFacts:
+        """The code as stored (the caller normalised it); 404 ``code_not_found``."""
+        item = get_code(code)
+        if item is None:
+            raise NotFound("code_not_found", "No such code.", {"code": code})
+        return CodeFacts(
+            code=item.code,
+            offer_id=item.offer_id,
+            campaign_id=item.campaign_id,
+            mode=item.mode,
+            issued_to=item.issued_to,
+            uses=item.uses,
+            max_uses=item.max_uses,
+        )
+
+    def campaign_of(self, code: CodeFacts) -> LiveCampaign:
+        campaign = self.campaigns.get(code.campaign_id)
+        if campaign is None:
+            # A code outlives nothing: codes are only written for a published campaign.
+            raise NotFound("code_not_found", "No such code.", {"code": code.code})
+        return campaign
+
+    def issue_code(
+        self, offer: Offer, customer_id: str, expires_at: datetime, at: datetime
+    ) -> CodeIssue:
+        """The customer's code for `offer`: the one issued before, else a new one (unique
+        mode: an unissued code from the pool; shared: the offer's code)."""
+        existing = CodeIssue.find(customer_id, offer.offer_id)
+        if existing is not None:
+            return existing
+        if offer.code_mode == "shared":
+            return self._issue(offer, offer.shared_code or "", customer_id, expires_at, at)
+        for _ in range(_POOL_ROUNDS):
+            for candidate in self._pool_candidates(offer):
+                try:
+                    return self._issue(offer, candidate, customer_id, expires_at, at)
+                except _CodeTaken:
+                    continue
+        raise _contended("Too many customers are being given this offer's codes; retry shortly.")
+
+    def _pool_candidates(self, offer: Offer) -> list[str]:
+        """A page of unissued codes from a random point of the pool (from its start when
+        nothing lies after it), so concurrent issuers rarely race for the same code."""
+        start = f"{offer.code_prefix or ''}-{''.join(random.choices(ALPHABET, k=8))}"  # noqa: S311
+        page = [c.code for c in Code.pool(offer.offer_id, start_after=start, limit=_POOL_PAGE)]
+        if not page:
+            page = [c.code for c in Code.pool(offer.offer_id, limit=_POOL_PAGE)]
+        if not page:
+            raise Conflict(
+                "codes_exhausted",
+                "Every code of this offer has been issued.",
+                {"offerId": offer.offer_id},
+            )
+        return page
+
+    def _issue(
+        self, offer: Offer, code: str, customer_id: str, expires_at: datetime, at: datetime
+    ) -> CodeIssue:
+        issue = CodeIssue(
+            customer_id=customer_id,
+            offer_id=offer.offer_id,
+            campaign_id=offer.campaign_id,
+            code=code,
+            mode=offer.code_mode,
+            channel=offer.channel,
+            issued_at=at,
+            expires_at=expires_at,
+        )
+
+        def attempt() -> CodeIssue:
+            transaction = Transaction()
+            transaction.put("issue", issue, condition=CodeIssue.pk.does_not_exist())
+            if offer.code_mode == "unique":
+                transaction.update("code", Code.ref(code), *Code.issue(customer_id, at))
+            transaction.update(
+                "offer",
+                Offer.ref(offer.offer_id),
+                [Offer.codes_issued.add(1)],
+                condition=Offer.status == ACTIVE,
+            )
+            transaction.commit()
+            return issue
+
+        try:
+            return _retrying(attempt)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("issue"):
+                # The same customer asked twice at once: the other request issued it.
+                existing = CodeIssue.find(customer_id, offer.offer_id)
+                if existing is not None:
+                    return existing
+            if cancelled.failed("offer"):
+                raise refusal_error(Refusal.OFFER_ARCHIVED, {"offerId": offer.offer_id}) from None
+            if cancelled.failed("code"):
+                raise _CodeTaken(code) from None
+            raise
+
+    # -- redemption -------------------------------------------------------------------
+
+    def counted_refusals(
+        self, code: CodeFacts, campaign: LiveCampaign, customer_id: str, discount: Money
+    ) -> list[Refusal]:
+        """What the counters would refuse now: a snapshot for validation, which a
+        concurrent redemption may change (only `redeem`'s transaction decides)."""
+        reasons: list[Refusal] = []
+        if code.max_uses is not None and code.uses >= code.max_uses:
+            reasons.append(Refusal.CODE_USED_UP)
+        offer_config = campaign.offer(code.offer_id)
+        per_customer = offer_config.usage.per_customer if offer_config else None
+        if per_customer is not None:
+            usage = CustomerUsage.get_or_none(*CustomerUsage.key(customer_id, code.offer_id))
+            if usage is not None and usage.uses >= per_customer:
+                reasons.append(Refusal.CUSTOMER_LIMIT_REACHED)
+        offer = get_offer(code.offer_id)
+        max_total = offer.max_total if offer is not None else None
+        if offer is not None and max_total is not None and offer.redemptions_count >= max_total:
+            reasons.append(Refusal.OFFER_LIMIT_REACHED)
+        stored = get_campaign(code.campaign_id)
+        if stored is not None and _over_budget(stored, discount.amount):
+            reasons.append(Refusal.BUDGET_EXHAUSTED)
+        return reasons
+
+    def redeem(self, request: RedemptionRequest) -> Redemption:
+        """Count the redemption against every limit at once and store it.
+
+        Raises the refusal's error (409 for a limit or the budget, 422 when the campaign
+        or offer has been archived meanwhile), or `StaleCampaign` when the campaign was
+        republished since it was cached (the caller reloads and decides again).
+        """
+        offer_config = request.campaign.offer(request.code.offer_id)
+        per_customer = offer_config.usage.per_customer if offer_config else None
+        redemption = Redemption(
+            redemption_id=new_id("red"),
+            code=request.code.code,
+            offer_id=request.code.offer_id,
+            campaign_id=request.code.campaign_id,
+            customer_id=request.customer_id,
+            order_id=request.order_id,
+            channel=request.channel,
+            store_id=request.store_id,
+            discount=request.discount,
+            cart_total=request.cart_total,
+            status=REDEEMED,
+            redeemed_at=request.at,
+        )
+        campaign = request.campaign
+        budget_actions, budget_ok = Campaign.budget_reservation(
+            request.discount.amount,
+            1,
+            limit_amount=campaign.budget_amount,
+            limit_count=campaign.budget_max_rewards,
+        )
+        code_actions, code_ok = Code.use()
+        if request.code.mode == "unique":
+            code_ok &= Code.issued_to == request.customer_id
+
+        def attempt() -> Redemption:
+            transaction = Transaction()
+            transaction.put(
+                "order", _order_guard(redemption), condition=OrderRedemption.pk.does_not_exist()
+            )
+            transaction.update("code", Code.ref(redemption.code), code_actions, code_ok)
+            transaction.update(
+                "customer",
+                CustomerUsage.ref(request.customer_id, redemption.offer_id),
+                *CustomerUsage.use(
+                    request.customer_id, redemption.offer_id, per_customer, request.at
+                ),
+            )
+            offer_actions, offer_ok = Offer.use_total()
+            transaction.update(
+                "offer",
+                Offer.ref(redemption.offer_id),
+                offer_actions,
+                offer_ok & (Offer.status == ACTIVE) & (Offer.campaign_id == redemption.campaign_id),
+            )
+            transaction.update(
+                "campaign",
+                Campaign.ref(redemption.campaign_id),
+                budget_actions,
+                budget_ok & (Campaign.version == campaign.version) & (Campaign.status == ACTIVE),
+            )
+            transaction.put("redemption", redemption, condition=Redemption.pk.does_not_exist())
+            transaction.commit()
+            return redemption
+
+        try:
+            return _retrying(attempt)
+        except TransactionCancelled as cancelled:
+            raise self._redemption_refusal(cancelled, request) from None
+
+    def _redemption_refusal(
+        self, cancelled: TransactionCancelled, request: RedemptionRequest
+    ) -> Exception:
+        """Why the transaction was refused, read back from the items it names."""
+        code = request.code
+        if cancelled.failed("order"):
+            return _already_redeemed(request)
+        changed = _campaign_changed(request) if cancelled.failed("campaign") else None
+        if changed is not None:
+            return changed
+        limits = (
+            ("code", Refusal.CODE_USED_UP, {"code": code.code}),
+            (
+                "customer",
+                Refusal.CUSTOMER_LIMIT_REACHED,
+                {"customerId": request.customer_id, "offerId": code.offer_id},
+            ),
+        )
+        for label, reason, details in limits:
+            if cancelled.failed(label):
+                return refusal_error(reason, details)
+        if cancelled.failed("offer"):
+            return _offer_refusal(code)
+        if cancelled.failed("campaign"):
+            return refusal_error(
+                Refusal.BUDGET_EXHAUSTED,
+                {"campaignId": code.campaign_id, "discount": request.discount.model_dump()},
+            )
+        return cancelled
+
+    # -- rollback ---------------------------------------------------------------------
+
+    def roll_back(self, redemption_id: str, reason: str, at: datetime) -> RollbackOutcome:
+        """Release everything the redemption counted, once; 404 for an unknown id."""
+        redemption = get_redemption(redemption_id)
+        if redemption is None:
+            raise NotFound(
+                "redemption_not_found", "No such redemption.", {"redemptionId": redemption_id}
+            )
+        if redemption.status == ROLLED_BACK:
+            return RollbackOutcome(redemption, already=True)
+
+        def attempt() -> Redemption:
+            transaction = Transaction()
+            transaction.update(
+                "redemption",
+                Redemption(redemption_id=redemption_id),
+                *Redemption.roll_back(reason, at),
+            )
+            transaction.update("code", Code.ref(redemption.code), *Code.release())
+            transaction.update(
+                "customer",
+                CustomerUsage.ref(redemption.customer_id, redemption.offer_id),
+                *CustomerUsage.release(at),
+            )
+            transaction.update("offer", Offer.ref(redemption.offer_id), *Offer.release_total())
+            transaction.update(
+                "campaign",
+                Campaign.ref(redemption.campaign_id),
+                *Campaign.budget_release(redemption.discount.amount, 1),
+            )
+            transaction.delete(
+                "order",
+                _order_guard(redemption),
+                condition=OrderRedemption.owned_by(redemption.redemption_id),
+            )
+            transaction.commit()
+            redemption.status = ROLLED_BACK
+            redemption.rolled_back_at = at
+            redemption.rollback_reason = reason
+            return redemption
+
+        try:
+            return RollbackOutcome(_retrying(attempt), already=False)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("redemption"):
+                # Another rollback of the same redemption got there first.
+                current = get_redemption(redemption_id)
+                if current is not None and current.status == ROLLED_BACK:
+                    return RollbackOutcome(current, already=True)
+            raise
+
+
+class _CodeTaken(Exception):
+    """Another customer was given this pool code first; try the next one."""
+
+
+def _already_redeemed(request: RedemptionRequest) -> Exception:
+    guard = OrderRedemption.find(request.order_id, request.code.code)
+    details = {"orderId": request.order_id, "code": request.code.code}
+    if guard is not None:
+        details["redemptionId"] = guard.redemption_id
+    return refusal_error(Refusal.ALREADY_REDEEMED, details)
+
+
+def _over_budget(campaign: Campaign, amount: int) -> bool:
+    over_amount = (
+        campaign.budget_amount is not None
+        and campaign.budget_used_amount + amount > campaign.budget_amount
+    )
+    over_count = (
+        campaign.budget_max_rewards is not None
+        and campaign.budget_used_count + 1 > campaign.budget_max_rewards
+    )
+    return over_amount or over_count
+
+
+def _campaign_changed(request: RedemptionRequest) -> Exception | None:
+    """A republish or an archive since the campaign was cached, else None (the budget)."""
+    stored = get_campaign(request.code.campaign_id)
+    if stored is None or stored.version != request.campaign.version:
+        return StaleCampaign()
+    if stored.status != ACTIVE:
+        return refusal_error(Refusal.CAMPAIGN_ARCHIVED, {"campaignId": stored.campaign_id})
+    return None
+
+
+def _offer_refusal(code: CodeFacts) -> Exception:
+    offer = get_offer(code.offer_id)
+    if offer is None or offer.status != ACTIVE or offer.campaign_id != code.campaign_id:
+        return refusal_error(Refusal.OFFER_ARCHIVED, {"offerId": code.offer_id})
+    return refusal_error(
+        Refusal.OFFER_LIMIT_REACHED, {"offerId": code.offer_id, "maxTotal": offer.max_total}
+    )
+
+
+def _order_guard(redemption: Redemption) -> OrderRedemption:
+    return OrderRedemption(
+        order_id=redemption.order_id,
+        code=redemption.code,
+        redemption_id=redemption.redemption_id,
+        created_at=redemption.redeemed_at,
+    )

@@ -1,0 +1,249 @@
+"""Offer rules with no I/O: what a code may do now, why not, and the API views.
+
+A redemption is decided in two halves. The static half is here (`check_redemption`): the
+campaign and offer still live, the window, the channel, whose code it is, the currency
+and what the cart earns. Each failure is a reason code; the first one is the error the
+API answers with, and ``/v1/redemptions/validate`` lists them all. The counted half (the
+code's uses, the customer's limit, the offer's ``max_total``, the budget) is decided by
+DynamoDB inside the redemption transaction (`functions.offers.dal`), the only place it
+can be decided exactly under concurrency; its refusals use the reason codes below too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+from functions.campaigns.config import CampaignConfig, OfferConfig
+from functions.campaigns.rewards import Cart, offer_discount
+from functions.core.clock import WindowStatus
+from functions.core.errors import Conflict, CurrencyMismatch, RebatesError, Unprocessable
+from functions.core.event_types import SalesChannel
+from functions.core.money import Money
+
+__all__ = [
+    "CodeFacts",
+    "LiveCampaign",
+    "RedemptionCheck",
+    "Refusal",
+    "campaign_view",
+    "check_redemption",
+    "discount_view",
+    "refusal_error",
+]
+
+ACTIVE: Final = "active"
+
+
+class Refusal(StrEnum):
+    """Why a code does not apply; the values are the API's error and reason codes."""
+
+    CAMPAIGN_ARCHIVED = "campaign_archived"
+    OFFER_ARCHIVED = "offer_archived"
+    NOT_STARTED = "not_started"
+    EXPIRED = "expired"
+    WRONG_CHANNEL = "wrong_channel"
+    CODE_NOT_ISSUED = "code_not_issued"
+    CODE_ISSUED_TO_ANOTHER_CUSTOMER = "code_issued_to_another_customer"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    NOT_ELIGIBLE = "not_eligible"
+    BELOW_MIN_PURCHASE = "below_min_purchase"
+    NO_DISCOUNT = "no_discount"
+    # Counted: decided by the redemption transaction (409).
+    ALREADY_REDEEMED = "already_redeemed"
+    CODE_USED_UP = "code_used_up"
+    CUSTOMER_LIMIT_REACHED = "customer_limit_reached"
+    OFFER_LIMIT_REACHED = "offer_limit_reached"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+_MESSAGES: Final[dict[Refusal, str]] = {
+    Refusal.CAMPAIGN_ARCHIVED: "The campaign of this code has ended and was archived.",
+    Refusal.OFFER_ARCHIVED: "This offer is no longer available.",
+    Refusal.NOT_STARTED: "The campaign of this code has not started yet.",
+    Refusal.EXPIRED: "This code has expired.",
+    Refusal.WRONG_CHANNEL: "This code cannot be used on this sales channel.",
+    Refusal.CODE_NOT_ISSUED: "This code has not been issued to anyone yet.",
+    Refusal.CODE_ISSUED_TO_ANOTHER_CUSTOMER: "This code was issued to another customer.",
+    Refusal.CURRENCY_MISMATCH: "The cart is not in the campaign's currency.",
+    Refusal.NOT_ELIGIBLE: "Nothing in the cart is eligible for this offer.",
+    Refusal.BELOW_MIN_PURCHASE: "The eligible items do not reach the minimum purchase.",
+    Refusal.NO_DISCOUNT: "This offer gives nothing off this cart.",
+    Refusal.ALREADY_REDEEMED: "This order has already redeemed this code.",
+    Refusal.CODE_USED_UP: "This code has already been used as many times as it may be.",
+    Refusal.CUSTOMER_LIMIT_REACHED: "This customer has used this offer as often as allowed.",
+    Refusal.OFFER_LIMIT_REACHED: "This offer has been redeemed as many times as it may be.",
+    Refusal.BUDGET_EXHAUSTED: "The campaign's budget cannot cover this discount.",
+}
+
+# Refusals that depend on counters other requests move (409); the rest are properties of
+# the request and the campaign (422).
+_CONFLICTS: Final = frozenset(
+    {
+        Refusal.ALREADY_REDEEMED,
+        Refusal.CODE_USED_UP,
+        Refusal.CUSTOMER_LIMIT_REACHED,
+        Refusal.OFFER_LIMIT_REACHED,
+        Refusal.BUDGET_EXHAUSTED,
+    }
+)
+
+
+def refusal_error(reason: Refusal, details: Mapping[str, object] | None = None) -> RebatesError:
+    """The API error for `reason`: 409 for a counted limit, 422 otherwise."""
+    error_type = Conflict if reason in _CONFLICTS else Unprocessable
+    return error_type(reason.value, _MESSAGES[reason], dict(details or {}))
+
+
+@dataclass(frozen=True)
+class LiveCampaign:
+    """A campaign as the API uses it: its parsed file and the state the table holds."""
+
+    config: CampaignConfig
+    version: int
+    status: str
+    budget_amount: int | None
+    budget_max_rewards: int | None
+
+    def offer(self, offer_id: str) -> OfferConfig | None:
+        """The offer in this version, or None (a version that dropped it retired it)."""
+        try:
+            return self.config.offer(offer_id)
+        except KeyError:
+            return None
+
+
+@dataclass(frozen=True)
+class CodeFacts:
+    """What the code item says about who may use it."""
+
+    code: str
+    offer_id: str
+    campaign_id: str
+    mode: str
+    issued_to: str | None
+    uses: int = 0
+    max_uses: int | None = None
+
+
+@dataclass(frozen=True)
+class RedemptionCheck:
+    """The static half of a redemption: the discount if every reason is absent."""
+
+    discount: Money
+    reasons: list[Refusal]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+
+def check_redemption(
+    campaign: LiveCampaign,
+    code: CodeFacts,
+    *,
+    customer_id: str,
+    channel: SalesChannel,
+    cart: Cart,
+    now: datetime,
+) -> RedemptionCheck:
+    """Every static reason `code` cannot be redeemed by `customer_id` on `cart` now."""
+    reasons: list[Refusal] = []
+    offer = campaign.offer(code.offer_id)
+    if campaign.status != ACTIVE:
+        reasons.append(Refusal.CAMPAIGN_ARCHIVED)
+    if offer is None:
+        reasons.append(Refusal.OFFER_ARCHIVED)
+    window = campaign.config.window.status_at(now)
+    if window is WindowStatus.NOT_STARTED:
+        reasons.append(Refusal.NOT_STARTED)
+    elif window is WindowStatus.EXPIRED:
+        reasons.append(Refusal.EXPIRED)
+    if code.mode == "unique":
+        if code.issued_to is None:
+            reasons.append(Refusal.CODE_NOT_ISSUED)
+        elif code.issued_to != customer_id:
+            reasons.append(Refusal.CODE_ISSUED_TO_ANOTHER_CUSTOMER)
+    if offer is None:
+        return RedemptionCheck(Money.zero(cart.currency), reasons)
+    try:
+        quote = offer_discount(offer, campaign.config, cart, channel)
+    except CurrencyMismatch:
+        reasons.append(Refusal.CURRENCY_MISMATCH)
+        return RedemptionCheck(Money.zero(cart.currency), reasons)
+    reasons.extend(Refusal(reason) for reason in quote.reasons)
+    if quote.eligible and quote.amount.is_zero:
+        reasons.append(Refusal.NO_DISCOUNT)
+    return RedemptionCheck(quote.amount if not reasons else Money.zero(cart.currency), reasons)
+
+
+# -- views ----------------------------------------------------------------------------
+
+
+def _number(value: Decimal) -> int | float:
+    # A percentage as the file wrote it: 10 stays 10, 12.5 is 12.5.
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def discount_view(offer: OfferConfig, currency: str) -> dict[str, object]:
+    discount = offer.discount
+    if discount.percentage is not None:
+        cap = Money.of(discount.max, currency) if discount.max is not None else None
+        return {"percentage": _number(discount.percentage), "max": cap}
+    return {"amount": Money.of(discount.amount or 0, currency)}
+
+
+def _reward_view(config: CampaignConfig) -> dict[str, object] | None:
+    reward = config.reward
+    if reward is None:
+        return None
+    money = config.money
+    cap = money(reward.max_per_reward) if reward.max_per_reward is not None else None
+    if reward.fixed is not None:
+        return {"fixed": money(reward.fixed), "maxPerReward": cap}
+    if reward.percentage is not None:
+        return {"percentage": _number(reward.percentage), "maxPerReward": cap}
+    tiers = [
+        {"minPurchase": money(tier.min_purchase), "amount": money(tier.amount)}
+        for tier in reward.tiered or ()
+    ]
+    return {"tiered": tiers, "maxPerReward": cap}
+
+
+def campaign_view(campaign: LiveCampaign, now: datetime) -> dict[str, object]:
+    """The public fields of a campaign (`functions.offers.schemas.CampaignView`)."""
+    config = campaign.config
+    eligibility = config.eligibility
+    claims = config.claims
+    return {
+        "campaignId": config.id,
+        "name": config.name,
+        "kind": config.kind,
+        "status": campaign.status,
+        "version": campaign.version,
+        "currency": config.currency,
+        "timezone": config.timezone,
+        "startsAt": config.starts_at,
+        "endsAt": config.ends_at,
+        "open": campaign.status == ACTIVE and config.window.contains(now),
+        "eligibility": {
+            "channels": list(eligibility.channels),
+            "skus": list(eligibility.skus) if eligibility.skus is not None else None,
+            "categories": (
+                list(eligibility.categories) if eligibility.categories is not None else None
+            ),
+            "minPurchase": config.money(eligibility.min_purchase),
+        },
+        "reward": _reward_view(config),
+        "claimWindowDays": claims.window_days if claims is not None else None,
+        "requireReceipt": claims.require_receipt if claims is not None else None,
+        "offerIds": [offer.id for offer in config.offers],
+    }
+
+
+def first_refusal(reasons: Iterable[Refusal]) -> Refusal | None:
+    return next(iter(reasons), None)

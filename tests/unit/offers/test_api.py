@@ -1,0 +1,454 @@
+"""The offers API on in-process moto: listing, issuing, validating, redeeming, rolling back.
+
+A campaign is published the way the loader publishes it (`CampaignStore`), then each test
+calls the API as API Gateway would and reads the table back to check every counter.
+Concurrency is proven through the local cloud (tests/integration/offers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from functions.campaigns.config import parse_campaign
+from functions.campaigns.dal import CampaignStore
+from functions.campaigns.logic import Publish, SourceFile
+from functions.campaigns.models import get_campaign, get_offer
+from functions.core.clock import FixedClock, frozen_at
+from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
+from functions.offers.handlers import api
+from functions.offers.models import CustomerUsage, get_code, get_redemption
+from infra.local.proxy_event import lambda_context, proxy_event
+from tests.support.aws import aws_env, tables
+
+__all__ = ["aws_env", "tables"]
+
+OPEN = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
+
+SHOP: dict[str, Any] = {
+    "id": "shop-2027",
+    "name": "Shop week",
+    "kind": "offer",
+    "currency": "JPY",
+    "timezone": "Asia/Tokyo",
+    "starts_at": "2027-05-01T10:00:00+09:00",
+    "ends_at": "2027-05-16T00:00:00+09:00",
+    "budget": {"amount": 100_000, "max_rewards": 50},
+    "eligibility": {"channels": ["online", "in_store"], "min_purchase": 3000},
+    "offers": [
+        {
+            "id": "WELCOME",
+            "channel": "both",
+            "discount": {"amount": 500},
+            "codes": {"mode": "shared", "code": "welcome-500"},
+            "usage": {"max_total": 4, "per_customer": 2},
+        },
+        {
+            "id": "WEB10",
+            "channel": "online",
+            "discount": {"percentage": 10, "max": 2000},
+            "codes": {"mode": "unique", "prefix": "WEB", "count": 6},
+            "usage": {"per_customer": 1},
+        },
+        {
+            "id": "TILL300",
+            "channel": "in_store",
+            "discount": {"amount": 300},
+            "codes": {"mode": "unique", "prefix": "TILL", "count": 2},
+        },
+    ],
+}
+
+
+def cart(*lines: tuple[str, int, int], currency: str = "JPY") -> dict[str, Any]:
+    return {
+        "currency": currency,
+        "items": [
+            {"sku": sku, "category": "shoes", "quantity": qty, "unitPrice": price}
+            for sku, qty, price in lines
+        ],
+    }
+
+
+BIG_CART = cart(("TRAIL-01", 1, 12000))
+
+
+def publish(document: dict[str, Any], version: int = 1) -> None:
+    config = parse_campaign(document)
+    store = CampaignStore()
+    source = SourceFile(key=f"campaigns/{config.id}.json", etag=f"etag-{version}")
+    store.publish(Publish(config=config, version=version, source=source), OPEN)
+    store.store_shared_codes(config, OPEN)
+    store.provision_unique_codes(config)
+
+
+@pytest.fixture
+def clock(tables: list[str]) -> Iterator[FixedClock]:
+    api.store.campaigns.clear()
+    publish(SHOP)
+    with frozen_at(OPEN) as fixed:
+        yield fixed
+    api.store.campaigns.clear()
+
+
+def call(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: dict[str, str] | None = None,
+    key: str | None = None,
+) -> tuple[int, Any, dict[str, str]]:
+    headers = {IDEMPOTENCY_KEY_HEADER: key} if key else None
+    event = proxy_event(method, path, body=body, query=query, headers=headers, api_key="test-key")
+    response = api.app.resolve(event, lambda_context())
+    headers = {name: values[-1] for name, values in response["multiValueHeaders"].items()}
+    return response["statusCode"], json.loads(response["body"]), headers
+
+
+def issue(offer_id: str, customer_id: str) -> dict[str, Any]:
+    status, body, _ = call("POST", f"/v1/offers/{offer_id}/codes", {"customerId": customer_id})
+    assert status == 201, body
+    return dict(body)
+
+
+def redeem(code: str, customer_id: str, order_id: str, **extra: Any) -> tuple[int, Any]:
+    body = {
+        "code": code,
+        "customerId": customer_id,
+        "orderId": order_id,
+        "channel": extra.pop("channel", "online"),
+        "cart": extra.pop("cart", BIG_CART),
+        **extra,
+    }
+    status, answer, _ = call("POST", "/v1/redemptions", body)
+    return status, answer
+
+
+def error_code(answer: dict[str, Any]) -> str:
+    return str(answer["error"]["code"])
+
+
+def budget_used() -> tuple[int, int]:
+    campaign = get_campaign("shop-2027")
+    assert campaign is not None
+    return campaign.budget_used_amount, campaign.budget_used_count
+
+
+# -- campaigns --------------------------------------------------------------------------
+
+
+def test_campaigns_list_and_one_campaign_show_public_fields_only(clock: FixedClock) -> None:
+    status, body, _ = call("GET", "/v1/campaigns", query={"status": "active"})
+    assert status == 200
+    (campaign,) = body["campaigns"]
+    assert campaign["campaignId"] == "shop-2027"
+    assert campaign["open"] is True
+    assert campaign["offerIds"] == ["WELCOME", "WEB10", "TILL300"]
+    assert campaign["eligibility"]["minPurchase"] == {"amount": 3000, "currency": "JPY"}
+    assert "budget" not in json.dumps(campaign)
+
+    status, one, _ = call("GET", "/v1/campaigns/shop-2027")
+    assert status == 200 and one == campaign
+    status, missing, _ = call("GET", "/v1/campaigns/nope")
+    assert status == 404 and error_code(missing) == "campaign_not_found"
+    status, bad, _ = call("GET", "/v1/campaigns", query={"status": "deleted"})
+    assert status == 400 and error_code(bad) == "invalid_request"
+
+
+# -- offers and codes ------------------------------------------------------------------
+
+
+def test_offers_filter_by_channel_and_show_the_customers_code(clock: FixedClock) -> None:
+    _, online, _ = call("GET", "/v1/offers", query={"channel": "online"})
+    assert sorted(o["offerId"] for o in online["offers"]) == ["WEB10", "WELCOME"]
+    _, in_store, _ = call("GET", "/v1/offers", query={"channel": "in_store"})
+    assert sorted(o["offerId"] for o in in_store["offers"]) == ["TILL300", "WELCOME"]
+
+    code = issue("WEB10", "cust-1")["code"]
+    _, mine, _ = call("GET", "/v1/offers", query={"channel": "online", "customerId": "cust-1"})
+    web10 = next(o for o in mine["offers"] if o["offerId"] == "WEB10")
+    assert web10["issuedCode"] == code and web10["customerUses"] == 0
+    assert web10["discount"] == {
+        "percentage": 10,
+        "max": {"amount": 2000, "currency": "JPY"},
+        "amount": None,
+    }
+
+    # Used up for this customer (per_customer 1): no longer offered to them.
+    assert redeem(code, "cust-1", "order-1")[0] == 201
+    _, after, _ = call("GET", "/v1/offers", query={"channel": "online", "customerId": "cust-1"})
+    assert [o["offerId"] for o in after["offers"]] == ["WELCOME"]
+
+
+def test_offers_outside_the_campaign_window_are_not_listed(clock: FixedClock) -> None:
+    clock.set(datetime(2027, 5, 16, tzinfo=UTC))
+    _, body, _ = call("GET", "/v1/offers")
+    assert body["offers"] == []
+
+
+def test_a_unique_code_is_issued_once_per_customer(clock: FixedClock) -> None:
+    first = issue("WEB10", "cust-1")
+    again = issue("WEB10", "cust-1")
+    other = issue("WEB10", "cust-2")
+    assert first == again
+    assert first["code"].startswith("WEB-") and other["code"] != first["code"]
+    assert first["qr"] is None  # online only
+    assert first["expiresAt"] == "2027-05-15T15:00:00Z"
+    stored = get_code(first["code"])
+    assert stored is not None and stored.issued_to == "cust-1"
+    offer = get_offer("WEB10")
+    assert offer is not None and offer.codes_issued == 2
+
+
+def test_in_store_codes_carry_a_qr_code_and_a_pool_runs_out(clock: FixedClock) -> None:
+    first = issue("TILL300", "cust-1")
+    assert first["qr"]["payload"] == f"REBATES1:{first['code']}"
+    assert first["qr"]["svg"].startswith("<svg")
+    issue("TILL300", "cust-2")
+    status, body, _ = call("POST", "/v1/offers/TILL300/codes", {"customerId": "cust-3"})
+    assert status == 409 and error_code(body) == "codes_exhausted"
+
+
+def test_a_shared_code_is_the_same_for_everyone(clock: FixedClock) -> None:
+    one, two = issue("WELCOME", "cust-1"), issue("WELCOME", "cust-2")
+    assert one["code"] == two["code"] == "WELCOME-500"
+    assert one["qr"]["payload"] == "REBATES1:WELCOME-500"  # channel both
+
+
+def test_issuing_refuses_unknown_and_ended_offers(clock: FixedClock) -> None:
+    status, body, _ = call("POST", "/v1/offers/NOPE/codes", {"customerId": "c"})
+    assert status == 404 and error_code(body) == "offer_not_found"
+    status, body, _ = call("POST", "/v1/offers/WEB10/codes", {})
+    assert status == 400 and error_code(body) == "invalid_request"
+    clock.set(datetime(2027, 5, 16, tzinfo=UTC))
+    status, body, _ = call("POST", "/v1/offers/WEB10/codes", {"customerId": "c"})
+    assert status == 422 and error_code(body) == "expired"
+
+
+# -- validation -------------------------------------------------------------------------
+
+
+def validate(code: str, customer_id: str = "cust-1", **extra: Any) -> dict[str, Any]:
+    body = {
+        "code": code,
+        "customerId": customer_id,
+        "channel": extra.pop("channel", "online"),
+        "cart": extra.pop("cart", BIG_CART),
+    }
+    status, answer, _ = call("POST", "/v1/redemptions/validate", body)
+    assert status == 200, answer
+    return dict(answer)
+
+
+def test_validation_quotes_without_side_effects(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    answer = validate(code.lower())  # codes are case-insensitive
+    assert answer == {
+        "valid": True,
+        "discount": {"amount": 1200, "currency": "JPY"},
+        "reasons": [],
+    }
+    stored = get_code(code)
+    assert stored is not None and stored.uses == 0
+    assert budget_used() == (0, 0)
+
+
+def test_validation_lists_every_reason(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    small = cart(("TRAIL-01", 1, 1000))
+    answer = validate(code, "cust-2", channel="in_store", cart=small)
+    assert answer["valid"] is False
+    assert answer["discount"] == {"amount": 0, "currency": "JPY"}
+    assert answer["reasons"] == [
+        "code_issued_to_another_customer",
+        "wrong_channel",
+        "below_min_purchase",
+    ]
+    assert validate(code, cart=cart(("X", 1, 5000), currency="USD"))["reasons"] == [
+        "currency_mismatch"
+    ]
+
+
+def test_validation_reports_counted_limits(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    assert redeem(code, "cust-1", "order-1")[0] == 201
+    assert validate(code)["reasons"] == ["code_used_up", "customer_limit_reached"]
+
+
+def test_unknown_and_malformed_codes(clock: FixedClock) -> None:
+    status, body, _ = call(
+        "POST",
+        "/v1/redemptions/validate",
+        {"code": "NOPE-123", "customerId": "c", "channel": "online", "cart": BIG_CART},
+    )
+    assert status == 404 and error_code(body) == "code_not_found"
+    status, body = redeem("no spaces!", "c", "o")
+    assert status == 400 and error_code(body) == "invalid_code"
+
+
+# -- redemption -------------------------------------------------------------------------
+
+
+def test_a_redemption_counts_everywhere_at_once(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    status, body = redeem(code, "cust-1", "order-1")
+    assert status == 201
+    assert body["discount"] == {"amount": 1200, "currency": "JPY"}
+    assert body["status"] == "redeemed" and body["offerId"] == "WEB10"
+    stored_code = get_code(code)
+    assert stored_code is not None and stored_code.uses == 1
+    offer = get_offer("WEB10")
+    assert offer is not None and offer.redemptions_count == 1
+    usage = CustomerUsage.get_or_none(*CustomerUsage.key("cust-1", "WEB10"))
+    assert usage is not None and usage.uses == 1
+    assert budget_used() == (1200, 1)
+    redemption = get_redemption(body["redemptionId"])
+    assert redemption is not None and redemption.order_id == "order-1"
+    assert redemption.cart_total.amount == 12000
+
+
+def test_refusals_change_nothing(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    assert redeem(code, "cust-1", "order-1")[0] == 201
+    cases = [
+        ((code, "cust-1", "order-1"), {}, 409, "already_redeemed"),
+        ((code, "cust-1", "order-2"), {}, 409, "code_used_up"),
+        ((code, "cust-2", "order-3"), {}, 422, "code_issued_to_another_customer"),
+        (("WELCOME-500", "cust-1", "order-4"), {"channel": "kiosk"}, 400, "invalid_request"),
+        (("TILL-AAAA", "cust-1", "order-5"), {}, 404, "code_not_found"),
+    ]
+    for args, extra, expected_status, expected_code in cases:
+        status, body = redeem(*args, **extra)
+        assert (status, error_code(body)) == (expected_status, expected_code), args
+    assert budget_used() == (1200, 1)
+
+
+def test_already_redeemed_names_the_redemption(clock: FixedClock) -> None:
+    status, first = redeem("WELCOME-500", "cust-1", "order-1")
+    assert status == 201
+    status, again = redeem("WELCOME-500", "cust-1", "order-1")
+    assert status == 409
+    assert again["error"]["details"]["redemptionId"] == first["redemptionId"]
+
+
+def test_wrong_channel_and_window_are_422(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    status, body = redeem(code, "cust-1", "order-1", channel="in_store")
+    assert (status, error_code(body)) == (422, "wrong_channel")
+    clock.set(datetime(2027, 4, 30, tzinfo=UTC))
+    status, body = redeem("WELCOME-500", "cust-1", "order-2")
+    assert (status, error_code(body)) == (422, "not_started")
+    clock.set(datetime(2027, 5, 16, tzinfo=UTC))
+    status, body = redeem("WELCOME-500", "cust-1", "order-3")
+    assert (status, error_code(body)) == (422, "expired")
+    assert body["error"]["details"]["reasons"] == ["expired"]
+    assert budget_used() == (0, 0)
+
+
+def test_shared_code_limits_per_customer_and_in_total(clock: FixedClock) -> None:
+    assert redeem("WELCOME-500", "cust-1", "o1")[0] == 201
+    assert redeem("WELCOME-500", "cust-1", "o2")[0] == 201
+    status, body = redeem("WELCOME-500", "cust-1", "o3")
+    assert (status, error_code(body)) == (409, "customer_limit_reached")
+    assert redeem("WELCOME-500", "cust-2", "o4")[0] == 201
+    assert redeem("WELCOME-500", "cust-3", "o5")[0] == 201
+    status, body = redeem("WELCOME-500", "cust-4", "o6")
+    assert (status, error_code(body)) == (409, "offer_limit_reached")
+    assert budget_used() == (2000, 4)
+
+
+def test_the_budget_is_never_exceeded(clock: FixedClock) -> None:
+    tight = {**SHOP, "budget": {"amount": 1000}}
+    publish(tight, version=2)
+    assert redeem("WELCOME-500", "cust-1", "o1")[0] == 201
+    assert redeem("WELCOME-500", "cust-2", "o2")[0] == 201
+    status, body = redeem("WELCOME-500", "cust-3", "o3")
+    assert (status, error_code(body)) == (409, "budget_exhausted")
+    assert budget_used() == (1000, 2)
+
+
+def test_a_republish_is_honoured_even_with_a_cached_campaign(clock: FixedClock) -> None:
+    assert redeem("WELCOME-500", "cust-1", "o1")[1]["discount"]["amount"] == 500
+    changed = json.loads(json.dumps(SHOP))
+    changed["offers"][0]["discount"] = {"amount": 700}
+    publish(changed, version=2)
+    # The container still holds version 1: the transaction refuses it, and the redemption
+    # is decided again on version 2.
+    status, body = redeem("WELCOME-500", "cust-2", "o2")
+    assert status == 201 and body["discount"]["amount"] == 700
+    assert budget_used() == (1200, 2)
+
+
+def test_an_archived_campaign_redeems_nothing(clock: FixedClock) -> None:
+    assert redeem("WELCOME-500", "cust-1", "o1")[0] == 201
+    assert CampaignStore().archive("shop-2027", "campaigns/shop-2027.json", OPEN)
+    status, body = redeem("WELCOME-500", "cust-2", "o2")
+    assert status == 422 and error_code(body) in {"campaign_archived", "offer_archived"}
+    assert budget_used() == (500, 1)
+
+
+def test_the_same_idempotency_key_gives_one_redemption(clock: FixedClock) -> None:
+    body = {
+        "code": "welcome-500",
+        "customerId": "cust-1",
+        "orderId": "order-1",
+        "channel": "online",
+        "cart": BIG_CART,
+    }
+    first = call("POST", "/v1/redemptions", body, key="checkout-1")
+    second = call("POST", "/v1/redemptions", body, key="checkout-1")
+    assert first[0] == second[0] == 201
+    assert first[1] == second[1]
+    assert second[2].get(REPLAYED_HEADER) == "true"
+    assert budget_used() == (500, 1)
+    status, reused, _ = call("POST", "/v1/redemptions", {**body, "orderId": "o2"}, key="checkout-1")
+    assert status == 409 and error_code(reused) == "idempotency_key_reused"
+
+
+# -- rollback ---------------------------------------------------------------------------
+
+
+def test_a_rollback_releases_every_counter_exactly_once(clock: FixedClock) -> None:
+    code = issue("WEB10", "cust-1")["code"]
+    _, redeemed = redeem(code, "cust-1", "order-1")
+    path = f"/v1/redemptions/{redeemed['redemptionId']}/rollback"
+
+    clock.advance(timedelta(minutes=5))
+    status, body, _ = call("POST", path, {"reason": "payment_failed"})
+    assert status == 200
+    assert body["status"] == "rolled_back" and body["alreadyRolledBack"] is False
+    assert body["rolledBackAt"] == "2027-05-03T12:05:00Z"
+    stored_code = get_code(code)
+    assert stored_code is not None and stored_code.uses == 0
+    offer = get_offer("WEB10")
+    assert offer is not None and offer.redemptions_count == 0
+    usage = CustomerUsage.get_or_none(*CustomerUsage.key("cust-1", "WEB10"))
+    assert usage is not None and usage.uses == 0
+    assert budget_used() == (0, 0)
+
+    status, again, _ = call("POST", path, {"reason": "payment_failed"})
+    assert status == 200 and again["alreadyRolledBack"] is True
+    assert again["rolledBackAt"] == body["rolledBackAt"]
+    assert budget_used() == (0, 0)
+
+    # The order may redeem the code again (the payment is retried).
+    assert redeem(code, "cust-1", "order-1")[0] == 201
+    assert budget_used() == (1200, 1)
+
+
+def test_rollback_of_an_unknown_redemption_is_404(clock: FixedClock) -> None:
+    status, body, _ = call("POST", "/v1/redemptions/red_NOPE/rollback", {"reason": "x"})
+    assert status == 404 and error_code(body) == "redemption_not_found"
+    status, body, _ = call("POST", "/v1/redemptions/red_NOPE/rollback", {"reason": ""})
+    assert status == 400
+
+
+def test_the_lambda_handler_serves_the_routes(clock: FixedClock) -> None:
+    event = proxy_event("GET", "/v1/campaigns/shop-2027", api_key="test-key")
+    response = api.handler(event, lambda_context("rebates-offers-api"))
+    assert response["statusCode"] == 200
