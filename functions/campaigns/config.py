@@ -182,7 +182,11 @@ OfferId = Annotated[
     StrictStr, _Format(r"[A-Za-z0-9_-]{1,64}", "use 1 to 64 letters, digits, _ or -")
 ]
 CodePrefix = Annotated[
-    StrictStr, _Format(r"[A-Z0-9]{0,12}", "use up to 12 upper-case letters or digits")
+    StrictStr,
+    _Format(
+        r"[A-Z0-9]{1,12}",
+        "use 1 to 12 upper-case letters or digits (or leave prefix out: the offer id is used)",
+    ),
 ]
 SharedCode = Annotated[
     StrictStr,

@@ -320,7 +320,15 @@ OFFER_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "long prefix",
         {"codes": {"mode": "unique", "prefix": "A" * 13, "count": 5000}},
         "offers[0].codes.prefix",
-        "up to 12",
+        "1 to 12",
+    ),
+    (
+        # An empty prefix would make codes start with the separator; leaving the key out
+        # is how a file asks for the default (the offer id).
+        "empty prefix",
+        {"codes": {"mode": "unique", "prefix": "", "count": 5000}},
+        "offers[0].codes.prefix",
+        "leave prefix out",
     ),
     (
         "no count",
