@@ -2,11 +2,12 @@
 
 The limits hold under any concurrency because DynamoDB decides them, never a read:
 
-- a redemption is one TransactWriteItems of six items (`OfferStore.redeem`): ``ADD`` one
-  use to the code, the customer's usage, the offer's total, and the discount and one
-  reward to the campaign's budget, each under its limit's condition, plus the
-  conditional puts of the redemption and of its (order, code) guard. Either all of it
-  happens or none; a refusal names the item, which names the reason;
+- a redemption is one TransactWriteItems (`OfferStore.redeem`): ``ADD`` one use to the
+  code (unique codes; a shared code has no cap of its own), the customer's usage, the
+  offer's total, and the discount and one reward to the campaign's budget, each under
+  its limit's condition, plus the conditional puts of the redemption and of its
+  (order, code) guard. Either all of it happens or none; a refusal names the item, which
+  names the reason;
 - a rollback is the mirror transaction (`OfferStore.roll_back`), conditional on the
   redemption still being ``redeemed``, so its counters are released exactly once;
 - a code goes to one customer through a conditional update in the same transaction as
@@ -320,6 +321,7 @@ class OfferStore:
         redemption = Redemption(
             redemption_id=new_id("red"),
             code=request.code.code,
+            code_mode=request.code.mode,
             offer_id=request.code.offer_id,
             campaign_id=request.code.campaign_id,
             customer_id=request.customer_id,
@@ -347,7 +349,10 @@ class OfferStore:
             transaction.put(
                 "order", _order_guard(redemption), condition=OrderRedemption.pk.does_not_exist()
             )
-            transaction.update("code", Code.ref(redemption.code), code_actions, code_ok)
+            if request.code.mode == "unique":
+                # A shared code has no cap of its own (the offer's max_total bounds it):
+                # counting its uses would make one item every redemption writes.
+                transaction.update("code", Code.ref(redemption.code), code_actions, code_ok)
             transaction.update(
                 "customer",
                 CustomerUsage.ref(request.customer_id, redemption.offer_id),
@@ -426,7 +431,8 @@ class OfferStore:
                 Redemption(redemption_id=redemption_id),
                 *Redemption.roll_back(reason, at),
             )
-            transaction.update("code", Code.ref(redemption.code), *Code.release())
+            if redemption.code_mode == "unique":
+                transaction.update("code", Code.ref(redemption.code), *Code.release())
             transaction.update(
                 "customer",
                 CustomerUsage.ref(redemption.customer_id, redemption.offer_id),

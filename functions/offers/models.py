@@ -341,6 +341,9 @@ class Redemption(TableModel):
 
     redemption_id = UnicodeAttribute(attr_name="redemptionId")
     code = UnicodeAttribute()
+    # unique: the code's own uses were counted (and a rollback gives them back); shared:
+    # only the offer's, as a shared code has no cap of its own.
+    code_mode = UnicodeAttribute(attr_name="codeMode", default="unique")
     offer_id = UnicodeAttribute(attr_name="offerId")
     campaign_id = UnicodeAttribute(attr_name="campaignId")
     customer_id = UnicodeAttribute(attr_name="customerId")
