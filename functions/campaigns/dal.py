@@ -41,6 +41,7 @@ from functions.campaigns.models import (
     Discount,
     Offer,
     get_campaign,
+    get_campaign_file,
     list_offers,
     publish_campaign,
 )
@@ -228,6 +229,7 @@ class CampaignStore:
         campaign = get_campaign(campaign_id)
         if campaign is None:
             return None
+        published_file = get_campaign_file(campaign_id, campaign.version)
         return PublishedCampaign(
             campaign_id=campaign.campaign_id,
             version=campaign.version,
@@ -238,7 +240,7 @@ class CampaignStore:
             budget_used_count=campaign.budget_used_count,
             source_key=campaign.source_key,
             published_at=campaign.published_at,
-            config=campaign.config or {},
+            config=published_file or {},
         )
 
     def owners(self, config: CampaignConfig) -> Owners:
@@ -272,7 +274,6 @@ class CampaignStore:
             ends_at=config.ends_at,
             status=ACTIVE,
             version=decision.version,
-            config=config.to_document(),
             budget_amount=config.budget.amount,
             budget_max_rewards=config.budget.max_rewards,
             budget_used_amount=0,
@@ -283,7 +284,7 @@ class CampaignStore:
         )
         offers = [_offer_item(config, offer, decision.version) for offer in config.offers]
         try:
-            publish_campaign(campaign, offers)
+            publish_campaign(campaign, config.to_document(), offers)
         except TransactionCancelled as cancelled:
             if "ConditionalCheckFailed" in cancelled.reasons.values() or cancelled.conflicted:
                 raise PublishConflict(cancelled.reasons) from cancelled
@@ -377,7 +378,7 @@ class CampaignStore:
         campaign = get_campaign(campaign_id)
         if campaign is None or campaign.status != ACTIVE or campaign.source_key != source_key:
             return False
-        stored = campaign.config or {}
+        stored = get_campaign_file(campaign_id, campaign.version) or {}
         offer_ids = {str(o["id"]) for o in stored.get("offers", ()) if isinstance(o, Mapping)}
         offer_ids |= {offer.offer_id for offer in list_offers(ACTIVE, campaign_id)}
         transaction = Transaction()

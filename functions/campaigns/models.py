@@ -13,9 +13,9 @@ campaign's budget together.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from pynamodb.attributes import (
     Attribute,
@@ -54,6 +54,7 @@ __all__ = [
     "Discount",
     "Offer",
     "get_campaign",
+    "get_campaign_file",
     "get_offer",
     "list_campaigns",
     "list_offers",
@@ -102,10 +103,10 @@ class Campaign(TableModel):
     ends_at = InstantAttribute(attr_name="endsAt")
     status = UnicodeAttribute(default=ACTIVE)
     # The published version (1, 2, ...): the file's generation, not an optimistic lock,
-    # since budget updates must not bump it.
+    # since budget updates must not bump it. Its file is on the `CampaignVersion` item:
+    # every redemption writes this item's counters, and DynamoDB bills a write by the
+    # whole item's size, so the file (up to 10,000 SKUs) is kept off it.
     version = IntegerAttribute()
-    # The validated campaign file as JSON: the logic layer re-parses it into its model.
-    config = JSONAttribute()
     budget_amount = optional(IntegerAttribute(attr_name="budgetAmount"))
     budget_max_rewards = optional(IntegerAttribute(attr_name="budgetMaxRewards"))
     budget_used_amount = IntegerAttribute(attr_name="budgetUsedAmount", default=0)
@@ -321,6 +322,15 @@ def get_campaign(campaign_id: str) -> Campaign | None:
     return Campaign.get_or_none(*Campaign.key(campaign_id))
 
 
+def get_campaign_file(campaign_id: str, version: int) -> dict[str, Any] | None:
+    """The file of version `version` of the campaign, as published (JSON), or None."""
+    item = CampaignVersion.get_or_none(*CampaignVersion.key(campaign_id, version))
+    if item is None:
+        return None
+    document: dict[str, Any] = item.config
+    return document
+
+
 def list_campaigns(status: str = ACTIVE) -> Iterator[Campaign]:
     """Campaigns with `status`, soonest start first (gsi1: eventually consistent)."""
     return Campaign.gsi1.query(Campaign.status_partition(status))
@@ -342,12 +352,16 @@ def list_offers(status: str = ACTIVE, campaign_id: str | None = None) -> Iterato
 MAX_OFFERS_PER_CAMPAIGN: Final = 98
 
 
-def publish_campaign(campaign: Campaign, offers: Sequence[Offer] = ()) -> None:
-    """Make `campaign` (at its ``version``) and its `offers` the published state.
+def publish_campaign(
+    campaign: Campaign, config: Mapping[str, Any], offers: Sequence[Offer] = ()
+) -> None:
+    """Make `campaign` (at its ``version``, with its file `config`) and its `offers` the
+    published state.
 
     One transaction, so a reader never sees a campaign with half its offers:
 
-    - ``version``: the immutable `CampaignVersion` is created (refused if it exists);
+    - ``version``: the immutable `CampaignVersion` with the file is created (refused if it
+      exists);
     - ``campaign``: the `Campaign` item is written field by field, refused unless the
       stored version is older (two loaders racing on one file cannot publish out of
       order), keeping the budget counters a republish must not reset;
@@ -363,7 +377,7 @@ def publish_campaign(campaign: Campaign, offers: Sequence[Offer] = ()) -> None:
     version = CampaignVersion(
         campaign_id=campaign.campaign_id,
         version=campaign.version,
-        config=campaign.config,
+        config=dict(config),
         source_key=campaign.source_key,
         published_at=campaign.published_at,
     )

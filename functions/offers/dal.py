@@ -36,8 +36,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from functions.campaigns.config import parse_campaign
-from functions.campaigns.models import ACTIVE, Campaign, Offer, get_campaign, get_offer
+from functions.campaigns.config import CampaignConfig, parse_campaign
+from functions.campaigns.models import (
+    ACTIVE,
+    Campaign,
+    Offer,
+    get_campaign,
+    get_campaign_file,
+    get_offer,
+)
 from functions.core.errors import Conflict, NotFound, Throttled
 from functions.core.ids import new_id
 from functions.core.models import Transaction, TransactionCancelled
@@ -76,6 +83,8 @@ _TRANSIENT: Final = frozenset({"TransactionConflict", "ThrottlingError"})
 # Unissued codes fetched per pool query, and pool queries before giving up on contention.
 _POOL_PAGE: Final = 10
 _POOL_ROUNDS: Final = 5
+# Parsed campaign files kept per container (oldest dropped first).
+_MAX_CACHED_FILES: Final = 256
 
 T = TypeVar("T")
 
@@ -112,12 +121,19 @@ class _Cached:
 
 
 class CampaignCache:
-    """Campaigns by id, each kept for `ttl` (monotonic time), reloaded on demand."""
+    """Campaigns by id, each kept for `ttl` (monotonic time), reloaded on demand.
 
-    def __init__(self, ttl: timedelta = CAMPAIGN_TTL, clock: Callable[[], float] = time.monotonic):
+    A reload reads the small campaign item (state, version, limits); the file of each
+    version is immutable, so it is read and parsed once per container and version.
+    """
+
+    def __init__(
+        self, ttl: timedelta = CAMPAIGN_TTL, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl = ttl.total_seconds()
         self._clock = clock
         self._entries: dict[str, _Cached] = {}
+        self._files: dict[tuple[str, int], CampaignConfig] = {}
         self._lock = threading.Lock()
 
     def get(self, campaign_id: str) -> LiveCampaign | None:
@@ -133,24 +149,41 @@ class CampaignCache:
             with self._lock:
                 self._entries.pop(campaign_id, None)
             return None
-        campaign = live_campaign(item)
+        campaign = self.live(item)
         with self._lock:
             self._entries[campaign_id] = _Cached(campaign, self._clock())
         return campaign
 
+    def live(self, item: Campaign) -> LiveCampaign:
+        """The campaign `item` with its version's file."""
+        return LiveCampaign(
+            config=self._file(item.campaign_id, item.version),
+            version=item.version,
+            status=item.status,
+            budget_amount=item.budget_amount,
+            budget_max_rewards=item.budget_max_rewards,
+        )
+
+    def _file(self, campaign_id: str, version: int) -> CampaignConfig:
+        with self._lock:
+            cached = self._files.get((campaign_id, version))
+        if cached is not None:
+            return cached
+        document = get_campaign_file(campaign_id, version)
+        if document is None:
+            # publish_campaign writes the version and the campaign in one transaction.
+            raise LookupError(f"campaign {campaign_id} has no version {version}")
+        config = parse_campaign(document)
+        with self._lock:
+            if len(self._files) >= _MAX_CACHED_FILES:
+                self._files.pop(next(iter(self._files)))
+            self._files[(campaign_id, version)] = config
+        return config
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-def live_campaign(item: Campaign) -> LiveCampaign:
-    return LiveCampaign(
-        config=parse_campaign(item.config),
-        version=item.version,
-        status=item.status,
-        budget_amount=item.budget_amount,
-        budget_max_rewards=item.budget_max_rewards,
-    )
+            self._files.clear()
 
 
 # -- redemption -----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from functions.core.idempotency import idempotent
 from functions.core.money import Money
 from functions.core.observability import instrumented
 from functions.offers.codes import normalise_code
-from functions.offers.dal import OfferStore, RedemptionRequest, StaleCampaign, live_campaign
+from functions.offers.dal import OfferStore, RedemptionRequest, StaleCampaign
 from functions.offers.logic import (
     LiveCampaign,
     Refusal,
@@ -92,7 +92,7 @@ def get_campaigns(
 ) -> CampaignList:
     now = utc_now()
     views = [
-        CampaignView.model_validate(campaign_view(live_campaign(item), now))
+        CampaignView.model_validate(campaign_view(store.campaigns.live(item), now))
         for item in list_campaigns(status)
     ]
     return CampaignList(campaigns=views)

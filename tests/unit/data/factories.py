@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.campaigns.models import Campaign, Discount, Offer
+from functions.campaigns.models import Campaign, Discount, Offer, publish_campaign
 
 T0 = datetime(2027, 3, 1, tzinfo=UTC)
 
@@ -22,7 +23,6 @@ def make_campaign(
         "starts_at": T0,
         "ends_at": T0 + timedelta(days=31),
         "version": version,
-        "config": {"id": campaign_id, "reward": {"fixed": 1000}, "v": version},
         "budget_amount": 5000,
         "budget_max_rewards": 3,
         "source_key": f"campaigns/{campaign_id}.yaml",
@@ -30,6 +30,12 @@ def make_campaign(
     }
     fields.update(extra)
     return Campaign(**fields)
+
+
+def publish(campaign: Campaign, offers: Sequence[Offer] = ()) -> None:
+    """`publish_campaign` with a small stand-in for the file, marked with its version."""
+    document = {"id": campaign.campaign_id, "reward": {"fixed": 1000}, "v": campaign.version}
+    publish_campaign(campaign, document, offers)
 
 
 def make_offer(

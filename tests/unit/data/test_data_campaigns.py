@@ -14,22 +14,29 @@ from functions.campaigns.models import (
     Discount,
     Offer,
     get_campaign,
+    get_campaign_file,
     get_offer,
     list_campaigns,
     list_offers,
-    publish_campaign,
 )
 from functions.core.models import Transaction, TransactionCancelled
 from tests.support.tables import refused_by_condition
-from tests.unit.data.factories import T0, make_campaign, make_offer
+from tests.unit.data.factories import T0, make_campaign, make_offer, publish
 
 
 def test_publish_then_get_by_id(tables: list[str]) -> None:
-    publish_campaign(make_campaign())
+    publish(make_campaign())
     campaign = get_campaign("spring-trail-2027")
     assert campaign is not None
     assert (campaign.pk, campaign.sk) == ("CAMPAIGN#spring-trail-2027", "META")
-    assert campaign.config == {"id": "spring-trail-2027", "reward": {"fixed": 1000}, "v": 1}
+    assert get_campaign_file("spring-trail-2027", 1) == {
+        "id": "spring-trail-2027",
+        "reward": {"fixed": 1000},
+        "v": 1,
+    }
+    assert get_campaign_file("spring-trail-2027", 2) is None
+    # The file lives on the version item only: the item redemptions write stays small.
+    assert "config" not in campaign.attribute_values
     assert campaign.starts_at == T0
     assert campaign.budget_used_amount == 0
     assert campaign.budget_used_count == 0
@@ -37,15 +44,15 @@ def test_publish_then_get_by_id(tables: list[str]) -> None:
 
 
 def test_list_active_campaigns_by_start(tables: list[str]) -> None:
-    publish_campaign(make_campaign("later", starts_at=T0 + timedelta(days=5)))
-    publish_campaign(make_campaign("sooner"))
-    publish_campaign(make_campaign("gone", status=ARCHIVED))
+    publish(make_campaign("later", starts_at=T0 + timedelta(days=5)))
+    publish(make_campaign("sooner"))
+    publish(make_campaign("gone", status=ARCHIVED))
     assert [c.campaign_id for c in list_campaigns(ACTIVE)] == ["sooner", "later"]
     assert [c.campaign_id for c in list_campaigns(ARCHIVED)] == ["gone"]
 
 
 def test_archiving_moves_the_campaign_between_status_partitions(tables: list[str]) -> None:
-    publish_campaign(make_campaign())
+    publish(make_campaign())
     campaign = Campaign.ref("spring-trail-2027")
     campaign.update(actions=campaign.status_actions(ARCHIVED, T0))
     assert list(list_campaigns(ACTIVE)) == []
@@ -54,11 +61,11 @@ def test_archiving_moves_the_campaign_between_status_partitions(tables: list[str
 
 
 def test_republish_keeps_counters_and_history(tables: list[str]) -> None:
-    publish_campaign(make_campaign(version=1))
+    publish(make_campaign(version=1))
     Campaign.ref("spring-trail-2027").update(
         *Campaign.budget_reservation(1000, 1, limit_amount=5000, limit_count=3)
     )
-    publish_campaign(make_campaign(version=2, name="Renamed", budget_amount=9000))
+    publish(make_campaign(version=2, name="Renamed", budget_amount=9000))
     campaign = get_campaign("spring-trail-2027")
     assert campaign is not None
     assert (campaign.version, campaign.name, campaign.budget_amount) == (2, "Renamed", 9000)
@@ -70,12 +77,12 @@ def test_republish_keeps_counters_and_history(tables: list[str]) -> None:
 
 
 def test_stale_or_repeated_publish_is_refused(tables: list[str]) -> None:
-    publish_campaign(make_campaign(version=2))
+    publish(make_campaign(version=2))
     with pytest.raises(TransactionCancelled) as repeated:
-        publish_campaign(make_campaign(version=2))
+        publish(make_campaign(version=2))
     assert repeated.value.failed("version")
     with pytest.raises(TransactionCancelled) as stale:
-        publish_campaign(make_campaign(version=1))
+        publish(make_campaign(version=1))
     assert stale.value.failed("campaign")
     assert not stale.value.failed("version")
     campaign = get_campaign("spring-trail-2027")
@@ -84,8 +91,8 @@ def test_stale_or_repeated_publish_is_refused(tables: list[str]) -> None:
 
 
 def test_optional_fields_are_removed_on_republish(tables: list[str]) -> None:
-    publish_campaign(make_campaign(version=1))
-    publish_campaign(make_campaign(version=2, budget_amount=None, budget_max_rewards=None))
+    publish(make_campaign(version=1))
+    publish(make_campaign(version=2, budget_amount=None, budget_max_rewards=None))
     campaign = get_campaign("spring-trail-2027")
     assert campaign is not None
     assert campaign.budget_amount is None
@@ -93,7 +100,7 @@ def test_optional_fields_are_removed_on_republish(tables: list[str]) -> None:
 
 
 def test_budget_reservation_never_exceeds_the_cap(tables: list[str]) -> None:
-    publish_campaign(make_campaign())  # 5000 JPY, 3 rewards
+    publish(make_campaign())  # 5000 JPY, 3 rewards
     ref = Campaign.ref("spring-trail-2027")
     ref.update(*Campaign.budget_reservation(3000, 1, limit_amount=5000, limit_count=3))
     ref.update(*Campaign.budget_reservation(2000, 1, limit_amount=5000, limit_count=3))
@@ -108,8 +115,8 @@ def test_budget_reservation_never_exceeds_the_cap(tables: list[str]) -> None:
 
 
 def test_budget_reservation_refuses_a_stale_limit(tables: list[str]) -> None:
-    publish_campaign(make_campaign())
-    publish_campaign(make_campaign(version=2, budget_amount=1000))
+    publish(make_campaign())
+    publish(make_campaign(version=2, budget_amount=1000))
     # The caller read 5000 before the republish lowered it to 1000.
     with refused_by_condition():
         Campaign.ref("spring-trail-2027").update(
@@ -175,9 +182,9 @@ def test_offer_without_max_total_is_unbounded(tables: list[str]) -> None:
 
 
 def test_publish_with_offers_is_atomic_and_keeps_offer_counters(tables: list[str]) -> None:
-    publish_campaign(make_campaign(version=1), [make_offer(), make_offer("TRAIL20")])
+    publish(make_campaign(version=1), [make_offer(), make_offer("TRAIL20")])
     Offer.ref("TRAIL10").update(*Offer.use_total())
-    publish_campaign(
+    publish(
         make_campaign(version=2),
         [make_offer(max_total=9, discount=Discount(amount=700)), make_offer("TRAIL20")],
     )
@@ -192,10 +199,10 @@ def test_publish_with_offers_is_atomic_and_keeps_offer_counters(tables: list[str
 
 
 def test_publish_refuses_an_offer_id_of_another_campaign(tables: list[str]) -> None:
-    publish_campaign(make_campaign("first"), [make_offer(campaign_id="first")])
+    publish(make_campaign("first"), [make_offer(campaign_id="first")])
     with pytest.raises(TransactionCancelled) as cancelled:
-        publish_campaign(make_campaign("second"), [make_offer(campaign_id="second")])
+        publish(make_campaign("second"), [make_offer(campaign_id="second")])
     assert cancelled.value.reasons == {"offer:TRAIL10": "ConditionalCheckFailed"}
     assert get_campaign("second") is None  # nothing of the refused publish was written
     with pytest.raises(ValueError, match="not of"):
-        publish_campaign(make_campaign("third"), [make_offer(campaign_id="first")])
+        publish(make_campaign("third"), [make_offer(campaign_id="first")])

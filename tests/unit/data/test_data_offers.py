@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.campaigns.models import Campaign, Offer, get_campaign, get_offer, publish_campaign
+from functions.campaigns.models import Campaign, Offer, get_campaign, get_offer
 from functions.core.models import Transaction, TransactionCancelled
 from functions.core.money import Money
 from functions.offers.models import (
@@ -22,7 +22,7 @@ from functions.offers.models import (
     get_redemption,
 )
 from tests.support.tables import refused_by_condition
-from tests.unit.data.factories import make_campaign, make_offer
+from tests.unit.data.factories import make_campaign, make_offer, publish
 
 T0 = datetime(2027, 3, 2, tzinfo=UTC)
 CAMPAIGN = "spring-trail-2027"
@@ -114,7 +114,7 @@ def test_issuing_a_code_is_once_per_customer_and_takes_it_out_of_the_pool(
 
 
 def setup_campaign(*, budget: int = 5000, max_rewards: int = 10, max_total: int = 3) -> None:
-    publish_campaign(make_campaign(budget_amount=budget, budget_max_rewards=max_rewards))
+    publish(make_campaign(budget_amount=budget, budget_max_rewards=max_rewards))
     make_offer(max_total=max_total, per_customer=1, code_mode="shared").save()
     make_code("TRAIL10", mode="shared", max_uses=None).save()
 
