@@ -16,6 +16,8 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
+from moto.s3.models import S3Backend
 from moto.sqs.models import Queue
 
 from infra.local import patches
@@ -84,12 +86,16 @@ def runtime() -> Iterator[LambdaRuntime]:
 def test_apply_and_revert_restore_moto() -> None:
     original_invoke = LambdaFunction._invoke_lambda
     original_wait = Queue.wait_for_messages
+    original_transact = DynamoDBBackend.transact_write_items
+    original_delete = S3Backend.delete_object
     install_overlay()
     try:
         first = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
         second = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
         patches.apply(first)
         assert LambdaFunction._invoke_lambda is not original_invoke
+        assert DynamoDBBackend.transact_write_items is patches._transact_write_items
+        assert S3Backend.delete_object is patches._delete_object
         assert patches.verify() == []  # checks the originals while patched
         patches.apply(second)
         assert patches.active_runtime() is second
@@ -101,6 +107,26 @@ def test_apply_and_revert_restore_moto() -> None:
     assert patches.active_runtime() is None
     assert LambdaFunction._invoke_lambda is original_invoke
     assert Queue.wait_for_messages is original_wait
+    # (Also these, unless a test installed them for good: then they stay installed.)
+    assert DynamoDBBackend.transact_write_items is original_transact
+    assert S3Backend.delete_object is original_delete
+
+
+def test_a_patch_installed_for_good_while_applied_outlives_revert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    moto_own = patches._original(DynamoDBBackend, "transact_write_items")
+    monkeypatch.setattr(patches, "_lasting", [])
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", moto_own)
+    install_overlay()
+    try:
+        patches.apply(LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT))
+        patches.patch_dynamodb_transactions()
+        patches.revert()
+    finally:
+        uninstall_overlay()
+    assert DynamoDBBackend.transact_write_items is patches._transact_write_items
+    assert patches._original(DynamoDBBackend, "transact_write_items") is moto_own
 
 
 def _zip() -> bytes:
@@ -204,6 +230,33 @@ def test_sns_and_s3_deliver_parsed_events_through_the_hook(runtime: LambdaRuntim
     s3.put_object(Bucket="patches-bucket", Key="in/a.csv", Body=b"x")
     s3_event = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
     assert s3_event["Records"][0]["s3"]["object"]["key"] == "in%2Fa.csv"  # moto URL-encodes
+
+
+@mock_aws
+def test_a_delete_marker_reaches_a_lambda_and_transactions_are_patched(
+    runtime: LambdaRuntime,
+) -> None:
+    fn = _function("echo")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(
+        Bucket="patches-versioned", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    s3.put_bucket_versioning(
+        Bucket="patches-versioned", VersioningConfiguration={"Status": "Enabled"}
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket="patches-versioned",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": fn["FunctionArn"], "Events": ["s3:ObjectRemoved:*"]}
+            ]
+        },
+    )
+    s3.put_object(Bucket="patches-versioned", Key="in/a.csv", Body=b"x")
+    s3.delete_object(Bucket="patches-versioned", Key="in/a.csv")
+    event = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
+    assert event["Records"][0]["eventName"] == "ObjectRemoved:DeleteMarkerCreated"
+    assert DynamoDBBackend.transact_write_items is patches._transact_write_items
 
 
 @mock_aws
