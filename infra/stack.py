@@ -29,7 +29,7 @@ class RebatesStack(Stack):
         )
         self.api = Api(self, "Api", platform=self.platform)
         self.campaigns = Campaigns(self, "Campaigns", platform=self.platform)
-        self.offers = Offers(self, "Offers", platform=self.platform)
+        self.offers = Offers(self, "Offers", platform=self.platform, api=self.api)
         self.claims = Claims(self, "Claims", platform=self.platform)
         self.wallet = Wallet(self, "Wallet", platform=self.platform)
         self.notifications = Notifications(self, "Notifications", platform=self.platform)

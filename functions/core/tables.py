@@ -33,12 +33,15 @@ class TableSpec:
 
 # Campaigns, their versions and offers, budget counters, codes, code issues,
 # redemptions and per-customer usage: everything a redemption transaction touches.
+# Its stream is the offers outbox (functions/offers/outbox.py): code issues, redemptions
+# and rollbacks become events from the committed items, so the API never calls PutEvents.
 CAMPAIGNS = TableSpec(
     logical_id="CampaignsTable",
     env_var="CAMPAIGNS_TABLE",
     partition_key="pk",
     sort_key="sk",
     indexes=(IndexSpec("gsi1", "gsi1pk", "gsi1sk"),),
+    stream=True,
     default_name="rebates-campaigns",
 )
 

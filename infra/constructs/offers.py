@@ -1,18 +1,75 @@
-"""Offers: listing, code issuance, validation, redemption and rollback.
+"""Offers: the storefront routes (listing, code issuance, validation, redemption, rollback)
+and the outbox that turns committed code issues and redemptions into events.
 
-Nothing to create yet: offer data lives in the campaigns table (see campaigns.py),
-so this construct will hold the offer handlers, their routes and their grants on
-that table as the offers issue adds them.
+Offer data lives in the campaigns table (see campaigns.py), so this construct owns no
+table: it grants its two functions what each one calls on it.
+
+- The API function reads and writes the campaigns table and the idempotency records of
+  its POST routes. It may not publish events: a redemption is one GetItem and one
+  TransactWriteItems, and its event comes from the table's stream, so a crash between
+  the commit and a publish can neither lose an event nor announce a refused write.
+- The outbox function reads the campaigns table's stream, filtered to code issues and
+  redemptions (`functions.offers.outbox.STREAM_FILTERS`), and publishes to the bus. It
+  may not touch the table's items. Records that keep failing wait in its stream DLQ.
 """
 
 from __future__ import annotations
 
 from constructs import Construct
 
-from infra.constructs.platform import Platform
+from functions.core.tables import CAMPAIGNS, IDEMPOTENCY
+from functions.offers.outbox import STREAM_FILTERS
+from infra.constructs.api import Api
+from infra.constructs.platform import DomainFunction, Platform
+
+API_HANDLER = "functions.offers.handlers.api.handler"
+OUTBOX_HANDLER = "functions.offers.handlers.outbox.handler"
+API_MEMORY_MB = 512
+
+# DESIGN "HTTP API": the storefront routes the offers API function serves.
+ROUTES = (
+    ("GET", "/v1/campaigns"),
+    ("GET", "/v1/campaigns/{campaignId}"),
+    ("GET", "/v1/offers"),
+    ("POST", "/v1/offers/{offerId}/codes"),
+    ("POST", "/v1/redemptions/validate"),
+    ("POST", "/v1/redemptions"),
+    ("POST", "/v1/redemptions/{redemptionId}/rollback"),
+)
 
 
 class Offers(Construct):
-    def __init__(self, scope: Construct, id: str, *, platform: Platform) -> None:
+    def __init__(self, scope: Construct, id: str, *, platform: Platform, api: Api) -> None:
         super().__init__(scope, id)
         self.platform = platform
+
+        self.api_function = DomainFunction(
+            self,
+            "Api",
+            platform=platform,
+            domain="offers",
+            handler=API_HANDLER,
+            description="campaigns and offers, codes, redemptions and rollbacks",
+            memory_size=API_MEMORY_MB,
+        )
+        platform.grant_table(self.api_function, CAMPAIGNS)
+        platform.grant_table(self.api_function, IDEMPOTENCY)
+        self.add_routes(api)
+
+        self.outbox = DomainFunction(
+            self,
+            "Outbox",
+            platform=platform,
+            domain="offers",
+            handler=OUTBOX_HANDLER,
+            description="publishes code issues, redemptions and rollbacks from the table",
+        )
+        self.outbox_dlq = self.outbox.consume_table_stream(
+            platform.table(CAMPAIGNS), filters=STREAM_FILTERS
+        )
+        platform.grant_put_events(self.outbox)
+
+    def add_routes(self, api: Api) -> None:
+        """Serve every offers route with the API function, each behind the API key."""
+        for method, path in ROUTES:
+            api.add_route(method, path, self.api_function)

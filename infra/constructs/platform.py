@@ -9,7 +9,7 @@ environment variable the function's settings model reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,14 @@ _DYNAMODB_WRITE = (
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
+)
+# What a stream event source mapping calls on the stream it reads. Not ListStreams: it
+# has no resource-level permission (so CDK's `grant_stream_read` puts it on "*"), and a
+# mapping is given its stream's ARN, so it never lists streams.
+_DYNAMODB_STREAM_READ = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetShardIterator",
+    "dynamodb:GetRecords",
 )
 
 
@@ -215,8 +223,8 @@ class DomainFunction(Construct):
     - `async_invocation=True` (EventBridge rule, S3 or SNS trigger): Lambda retries
       twice, then parks the event in a DLQ instead of dropping it.
 
-    Event sources go through `consume_queue` / `consume_stream`, which set partial
-    batch failures and a DLQ, so a poison message is parked, not lost.
+    Event sources go through `consume_queue` / `consume_stream` / `consume_table_stream`,
+    which set partial batch failures and a DLQ, so a poison message is parked, not lost.
     """
 
     def __init__(
@@ -330,4 +338,44 @@ class DomainFunction(Construct):
                 on_failure=sources.SqsDlq(dlq),
             )
         )
+        return dlq
+
+    def consume_table_stream(
+        self,
+        table: dynamodb.ITable,
+        *,
+        filters: Sequence[Mapping[str, Any]] = (),
+        batch_size: int = 100,
+        retry_attempts: int = 5,
+    ) -> sqs.Queue:
+        """Process `table`'s DynamoDB stream; records that keep failing go to a DLQ (returned).
+
+        `filters` are Lambda event filter patterns (OR'ed): only matching records invoke
+        the function, and the others cost nothing. The mapping is made directly rather
+        than through `DynamoEventSource`, whose grant adds ``dynamodb:ListStreams`` on
+        every resource; the role may read this table's stream and no other.
+        """
+        stream_arn = table.table_stream_arn
+        if stream_arn is None:
+            raise ValueError(f"{table.node.path} has no stream (TableSpec.stream)")
+        dlq = dead_letter_queue(self, "TableStreamDlq")
+        acknowledge(
+            dlq,
+            "AwsSolutions-SQS3",
+            "This queue is itself a DLQ: the on-failure destination of a DynamoDB stream "
+            "event source mapping.",
+        )
+        self.function.add_event_source_mapping(
+            "TableStream",
+            event_source_arn=stream_arn,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=batch_size,
+            bisect_batch_on_error=True,
+            report_batch_item_failures=True,
+            retry_attempts=retry_attempts,
+            max_record_age=Duration.days(1),
+            on_failure=sources.SqsDlq(dlq),
+            filters=[lambda_.FilterCriteria.filter(dict(pattern)) for pattern in filters],
+        )
+        table.grant_stream(self.function, *_DYNAMODB_STREAM_READ)
         return dlq

@@ -1,0 +1,189 @@
+"""The offers wiring: the outbox on the campaigns table's stream, the API function's
+routes, and exactly what each of the two may do.
+
+The generic checks (DLQs, no wildcard actions, nag, one role per function, every route
+behind a key) are in test_stack.py and test_nag.py; these are the offers' own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from functions.core.tables import ALL_TABLES, CAMPAIGNS, IDEMPOTENCY
+from functions.offers.outbox import STREAM_FILTERS
+from infra.constructs.offers import API_HANDLER, OUTBOX_HANDLER
+from tests.infra.conftest import Synth
+from tests.infra.template_checks import as_list, method_paths, ref_id
+
+# DESIGN "HTTP API": the storefront's offer routes.
+OFFER_ROUTES = (
+    ("GET", "/v1/campaigns"),
+    ("GET", "/v1/campaigns/{campaignId}"),
+    ("GET", "/v1/offers"),
+    ("POST", "/v1/offers/{offerId}/codes"),
+    ("POST", "/v1/redemptions/validate"),
+    ("POST", "/v1/redemptions"),
+    ("POST", "/v1/redemptions/{redemptionId}/rollback"),
+)
+
+# Every data-plane action that would let the outbox change the table instead of reading
+# its stream.
+TABLE_WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+def _function(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (logical_id, function)
+        for logical_id, function in synth.resources("AWS::Lambda::Function").items()
+        if function["Properties"]["Handler"] == handler
+    ]
+    return found
+
+
+def _statements(synth: Synth, handler: str) -> list[dict[str, Any]]:
+    _, function = _function(synth, handler)
+    role = ref_id(function["Properties"]["Role"])
+    return [
+        statement
+        for policy in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    ]
+
+
+def _granted(synth: Synth, handler: str) -> dict[str, list[Any]]:
+    """action -> the resources it is allowed on."""
+    granted: dict[str, list[Any]] = {}
+    for statement in _statements(synth, handler):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return granted
+
+
+def _tables_in(resource: Any) -> set[str]:
+    """The tables an ARN (or an index ARN built on one) names."""
+    text = json.dumps(resource)
+    return {spec.logical_id for spec in ALL_TABLES if f'"{spec.logical_id}"' in text}
+
+
+def _outbox_mapping(synth: Synth) -> dict[str, Any]:
+    logical_id, _ = _function(synth, OUTBOX_HANDLER)
+    (mapping,) = [
+        m
+        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
+        if ref_id(m["Properties"]["FunctionName"]) == logical_id
+    ]
+    properties: dict[str, Any] = mapping["Properties"]
+    return properties
+
+
+def test_campaigns_table_streams_new_and_old_images(synth: Synth) -> None:
+    table = synth.data["Resources"][CAMPAIGNS.logical_id]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_outbox_reads_the_campaigns_stream_from_its_start(synth: Synth) -> None:
+    mapping = _outbox_mapping(synth)
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [CAMPAIGNS.logical_id, "StreamArn"]}
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping.get("Enabled", True) is True
+
+
+def test_outbox_mapping_filters_to_code_issues_and_redemptions(synth: Synth) -> None:
+    patterns = [
+        json.loads(f["Pattern"]) for f in _outbox_mapping(synth)["FilterCriteria"]["Filters"]
+    ]
+    assert patterns == list(STREAM_FILTERS)
+
+
+def test_outbox_failures_are_retried_halved_and_parked(synth: Synth) -> None:
+    mapping = _outbox_mapping(synth)
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 < mapping["MaximumRetryAttempts"] <= 10
+    # Within the stream's 24-hour retention: a stuck record is parked before it expires.
+    assert 0 < mapping["MaximumRecordAgeInSeconds"] <= 86400
+    dlq = ref_id(mapping["DestinationConfig"]["OnFailure"]["Destination"])
+    assert dlq is not None
+    assert synth.data["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
+    assert _granted(synth, OUTBOX_HANDLER)["sqs:SendMessage"] == [{"Fn::GetAtt": [dlq, "Arn"]}]
+
+
+def test_outbox_publishes_to_the_bus_and_reads_only_the_stream(synth: Synth) -> None:
+    granted = _granted(synth, OUTBOX_HANDLER)
+    (bus,) = synth.resources("AWS::Events::EventBus")
+    assert granted["events:PutEvents"] == [{"Fn::GetAtt": [bus, "Arn"]}]
+    dynamodb = {action: resources for action, resources in granted.items() if "dynamodb:" in action}
+    stream = {"Fn::GetAtt": [CAMPAIGNS.logical_id, "StreamArn"]}
+    assert dynamodb == {
+        "dynamodb:DescribeStream": [stream],
+        "dynamodb:GetShardIterator": [stream],
+        "dynamodb:GetRecords": [stream],
+    }
+    assert not TABLE_WRITES & set(granted)
+
+
+def test_outbox_knows_the_bus_and_no_table(synth: Synth) -> None:
+    _, outbox = _function(synth, OUTBOX_HANDLER)
+    env = outbox["Properties"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "offers"
+    assert ref_id(env["EVENT_BUS_NAME"]) in synth.resources("AWS::Events::EventBus")
+    assert CAMPAIGNS.env_var not in env
+
+
+def test_api_function_uses_the_campaigns_and_idempotency_tables(synth: Synth) -> None:
+    _, api = _function(synth, API_HANDLER)
+    props = api["Properties"]
+    assert props["MemorySize"] == 512
+    env = props["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "offers"
+    assert env[CAMPAIGNS.env_var] == {"Ref": CAMPAIGNS.logical_id}
+    assert env[IDEMPOTENCY.env_var] == {"Ref": IDEMPOTENCY.logical_id}
+    granted = _granted(synth, API_HANDLER)
+    for action in ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+        tables = {table for resource in granted[action] for table in _tables_in(resource)}
+        assert tables == {CAMPAIGNS.logical_id, IDEMPOTENCY.logical_id}, action
+
+
+def test_api_function_never_publishes_events(synth: Synth) -> None:
+    granted = _granted(synth, API_HANDLER)
+    assert not [action for action in granted if action.startswith("events:")]
+    _, api = _function(synth, API_HANDLER)
+    assert "EVENT_BUS_NAME" not in api["Properties"]["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), OFFER_ROUTES, ids=[f"{m} {p}" for m, p in OFFER_ROUTES]
+)
+def test_each_offer_route_runs_the_api_function_behind_the_key(
+    synth: Synth, method: str, path: str
+) -> None:
+    routes = dict(method_paths(synth.data["Resources"]).values())
+    route = routes[f"{method} {path}"]
+    assert route["ApiKeyRequired"] is True
+    assert route["AuthorizationType"] == "NONE"
+    assert route["Integration"]["Type"] == "AWS_PROXY"
+    logical_id, _ = _function(synth, API_HANDLER)
+    assert logical_id in json.dumps(route["Integration"]["Uri"])
+
+
+def test_the_api_function_serves_the_offer_routes_only(synth: Synth) -> None:
+    logical_id, _ = _function(synth, API_HANDLER)
+    served = {
+        route
+        for route, props in method_paths(synth.data["Resources"]).values()
+        if logical_id in json.dumps(props["Integration"]["Uri"])
+    }
+    assert served == {f"{method} {path}" for method, path in OFFER_ROUTES}
