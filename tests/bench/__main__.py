@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tests.bench import foundation, local_cloud
+from tests.bench import foundation, local_cloud, offers
 
 
 def main() -> None:
     foundation.run()
     local_cloud.run()
+    offers.run()
 
 
 if __name__ == "__main__":
