@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.core.api import make_resolver
+from functions.core.api import ResolverPerThread
 from functions.core.observability import instrumented
 from functions.core.settings import CoreSettings, load_settings
 
@@ -25,7 +25,7 @@ def get_health() -> Health:
     return Health(status="ok", version=load_settings(CoreSettings).version)
 
 
-app = make_resolver(router)
+app = ResolverPerThread(router)
 
 
 @instrumented

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from functions.campaigns.models import ACTIVE, Offer, get_offer, list_campaigns
-from functions.core.api import make_resolver
+from functions.core.api import ResolverPerThread
 from functions.core.clock import utc_now
 from functions.core.errors import NotFound
 from functions.core.event_types import SalesChannel
@@ -341,7 +341,7 @@ def roll_back(redemptionId: PathId, body: RollbackRequest) -> RolledBack:
     )
 
 
-app = make_resolver(router)
+app = ResolverPerThread(router)
 
 
 @instrumented

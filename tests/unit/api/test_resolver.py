@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, Field
 
 from functions.core import health
-from functions.core.api import make_resolver
+from functions.core.api import ResolverPerThread, make_resolver
 from functions.core.errors import Conflict, NotFound
 from infra.local.proxy_event import lambda_context, proxy_event
 
@@ -97,3 +99,39 @@ def test_health_reports_version(monkeypatch: pytest.MonkeyPatch) -> None:
     response = health.handler(proxy_event("GET", "/v1/health"), lambda_context())
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"status": "ok", "version": "1.2.3"}
+
+
+# -- one resolver per thread ------------------------------------------------------------
+
+echo_router = Router()
+_inside = threading.Barrier(8)
+
+
+class Order(BaseModel):
+    orderId: str
+
+
+@echo_router.post("/v1/orders", status_code=201)
+def place_order(body: Order) -> dict[str, Any]:
+    # Every request waits here until all eight are inside a route at once, so each one
+    # is answered while the others hold their own requests.
+    _inside.wait(timeout=10)
+    # What middlewares (Idempotency-Key) and routes read of the request, after the wait.
+    seen = echo_router.current_event.json_body["orderId"]
+    return {"orderId": body.orderId, "seen": seen}
+
+
+def test_concurrent_requests_each_get_their_own_answer() -> None:
+    """The local cloud runs a function's concurrent invocations as threads of one process
+    (Lambda would use one container each): a shared resolver would mix their requests."""
+    app = ResolverPerThread(echo_router)
+
+    def place(n: int) -> tuple[int, str]:
+        event = proxy_event("POST", "/v1/orders", body={"orderId": f"o{n}"})
+        response = app.resolve(event, lambda_context())
+        answer = json.loads(response["body"])
+        return response["statusCode"], f"{answer['orderId']}/{answer['seen']}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(place, range(8)))
+    assert answers == [(201, f"o{n}/o{n}") for n in range(8)]
