@@ -40,6 +40,7 @@ import functools
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self, TypeVar, cast
@@ -695,9 +696,13 @@ class Transaction:
         if not self._ops:
             raise ValueError("an empty transaction cannot be committed")
         try:
+            # A token per commit: the SDK's own retries of this request (a lost response,
+            # a dropped connection) resend it, and DynamoDB answers a repeat within 10
+            # minutes with success instead of applying it again, when its conditions
+            # would now refuse it. A caller retrying a cancelled commit gets a new one.
             with TransactWrite(
                 connection=_transaction_connection(resolve_region()),
-                client_request_token=self._token,
+                client_request_token=self._token or uuid.uuid4().hex,
             ) as tx:
                 for _, _, op in self._ops:
                     op(tx)

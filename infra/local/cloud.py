@@ -16,11 +16,12 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from infra.local import patches
 from infra.local.api import Gateway, InvocationResult, LocalApi
@@ -30,6 +31,7 @@ from infra.local.lambdas import LambdaRuntime
 from infra.local.pollers import Pollers, QueueMapping, SqsPoller
 from infra.local.schedules import Scheduler, UnknownSchedule
 from infra.local.server import MotoServer, PortInUse, process_environment
+from infra.local.stream_pollers import TableStreamMapping, TableStreamPoller
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / ".local"
@@ -135,6 +137,18 @@ class LocalCloud:
                 for m in self.deployment.queue_mappings
             ]
         )
+        # botocore 1.44 sends DynamoDB calls to account-based endpoints, which moto's
+        # stream routing does not recognise (FIELD-NOTES "moto").
+        streams = self.client("dynamodbstreams", Config(account_id_endpoint_mode="disabled"))
+        for record in self.deployment.table_stream_mappings:
+            self.pollers.add(
+                TableStreamPoller(
+                    self.runtime,
+                    TableStreamMapping(**asdict(record)),
+                    streams_client=streams,
+                    sqs_client=sqs,
+                )
+            )
         self.pollers.start()
         self.scheduler = self._scheduler(self.deployment)
         gateway = Gateway(
@@ -181,10 +195,11 @@ class LocalCloud:
 
     # Helpers for tests, the demo and the control plane --------------------------------
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
         assert self.server is not None, "the local cloud is not running"
         return boto3.client(
             service,
+            config=config,
             endpoint_url=self.server.endpoint,
             region_name=self.config.region,
             aws_access_key_id="testing",

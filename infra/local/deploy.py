@@ -111,6 +111,24 @@ class QueueMappingRecord:
 
 
 @dataclass(frozen=True)
+class TableStreamMappingRecord:
+    """A DynamoDB stream event source mapping, detached from moto so the local stream
+    poller drives it (after the write, with its filters)."""
+
+    uuid: str
+    function_name: str
+    stream_arn: str
+    batch_size: int
+    starting_position: str
+    filter_criteria: dict[str, Any] | None
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    maximum_retry_attempts: int
+    on_failure_queue_arn: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class Route:
     """An API Gateway method with a Lambda proxy integration."""
 
@@ -142,6 +160,7 @@ class Deployment:
     outputs: dict[str, str] = field(default_factory=dict)
     functions: dict[str, LocalFunctionRecord] = field(default_factory=dict)
     queue_mappings: list[QueueMappingRecord] = field(default_factory=list)
+    table_stream_mappings: list[TableStreamMappingRecord] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
     api_key_value: str | None = None
     schedules: list[ScheduledRule] = field(default_factory=list)
@@ -888,7 +907,13 @@ def deploy_event_source_mapping(
         from infra.local.patches import detach_sqs_event_source
 
         detach_sqs_event_source(source, mapping["FunctionArn"])
-    # Kinesis and DynamoDB stream mappings are left to moto, which drives them.
+    elif _is_table_stream_arn(source):
+        # Likewise: moto would run the function inside the write (mid-transaction, before
+        # it commits) and unfiltered; the local stream poller reads the stream instead.
+        from infra.local.patches import detach_table_stream_source
+
+        detach_table_stream_source(source, mapping["FunctionArn"])
+    # Kinesis mappings are left to moto, which drives them.
     uuid = str(mapping["UUID"])
     return Deployed(
         uuid, {"Id": uuid, "EventSourceMappingArn": mapping.get("EventSourceMappingArn", "")}
@@ -897,6 +922,11 @@ def deploy_event_source_mapping(
 
 def _is_queue_arn(arn: str) -> bool:
     return arn.startswith("arn:") and arn.split(":")[2] == "sqs"
+
+
+def _is_table_stream_arn(arn: str) -> bool:
+    parts = arn.split(":", 5)
+    return len(parts) == 6 and parts[2] == "dynamodb" and "/stream/" in parts[5]
 
 
 def deploy_event_invoke_config(
@@ -1393,6 +1423,7 @@ def _outputs(template: Mapping[str, Any], resolver: Resolver) -> dict[str, str]:
 def _summarise(context: DeployContext, deployment: Deployment) -> None:
     deployment.functions = {f.name: f for f in _functions(deployment)}
     deployment.queue_mappings = _queue_mappings(deployment)
+    deployment.table_stream_mappings = _table_stream_mappings(deployment)
     deployment.routes = _routes(deployment)
     deployment.schedules = _schedules(deployment)
     deployment.state_machines = {
@@ -1460,6 +1491,35 @@ def _queue_mappings(deployment: Deployment) -> list[QueueMappingRecord]:
                 maximum_batching_window_seconds=int(
                     properties.get("MaximumBatchingWindowInSeconds", 0)
                 ),
+            )
+        )
+    return records
+
+
+def _table_stream_mappings(deployment: Deployment) -> list[TableStreamMappingRecord]:
+    records = []
+    for logical_id, deployed in _of_type(deployment, "AWS::Lambda::EventSourceMapping"):
+        properties = deployment.properties[logical_id]
+        source = str(properties["EventSourceArn"])
+        if not _is_table_stream_arn(source):
+            continue
+        on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+            "Destination"
+        )
+        records.append(
+            TableStreamMappingRecord(
+                uuid=deployed.physical_id,
+                function_name=_function_name(deployment, str(properties["FunctionName"])),
+                stream_arn=source,
+                batch_size=int(properties.get("BatchSize", 100)),  # DynamoDB's default
+                starting_position=str(properties.get("StartingPosition", "TRIM_HORIZON")),
+                filter_criteria=properties.get("FilterCriteria"),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in properties.get("FunctionResponseTypes", []),
+                bisect_on_error=bool(properties.get("BisectBatchOnFunctionError", False)),
+                maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
+                on_failure_queue_arn=str(on_failure) if on_failure else None,
+                enabled=bool(properties.get("Enabled", True)),
             )
         )
     return records

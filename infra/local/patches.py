@@ -20,7 +20,11 @@ The patches:
    - SNS to Lambda (inside Publish; a fixed sample envelope around the message);
    - SQS, Kinesis and DynamoDB-stream event source mappings (synchronously inside
      SendMessage/PutRecord/the write). SQS mappings are detached from moto
-     (`detach_sqs_event_source`) and delivered by `pollers.SqsPoller` instead.
+     (`detach_sqs_event_source`) and delivered by `pollers.SqsPoller` instead;
+     DynamoDB stream mappings likewise (`detach_table_stream_source`), delivered by
+     `stream_pollers.TableStreamPoller` after the write, with their FilterCriteria:
+     moto would run the function in the middle of a transaction, before it is known
+     to commit, with the gate released.
 2. `Queue.wait_for_messages(self, timeout)` releases the gate while a long-polling
    ReceiveMessage waits, so `aws sqs receive-message --wait-time-seconds 20` or a
    poller does not stall every other request into moto for that long; it also waits
@@ -33,7 +37,11 @@ The patches:
    (moto's BaseModel tracks all its instances until a reset). Storing 1,000 offer codes
    took 76 s and 3 GB; 5,000 ran out of memory. The replacement is moto's own step for
    step, but backs up only the items it writes (and the table's stream records), so it
-   costs what it writes (5,000 codes: 6 s).
+   costs what it writes (5,000 codes: 6 s). `DynamoHandler.transact_write_items(self)`
+   also ignores ClientRequestToken, so an SDK retry of a transaction whose response was
+   lost applies it twice (its conditions then refuse the retry: a redemption that
+   happened reads as refused); the wrapper answers a repeat as DynamoDB does, with
+   success and no second effect within 10 minutes.
 5. `S3Backend.delete_object(self, bucket_name, key_name, version_id, bypass)` on a
    versioned bucket notifies nothing for a delete marker it creates, and ObjectRemoved
    for a version only when it was the key's last. As S3 does, the replacement notifies
@@ -49,6 +57,7 @@ the rest of the process; `apply()` installs them until `revert()`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import inspect
 import json
@@ -69,6 +78,7 @@ __all__ = [
     "active_runtime",
     "apply",
     "detach_sqs_event_source",
+    "detach_table_stream_source",
     "patch_dynamodb_transactions",
     "patch_s3_delete_notifications",
     "revert",
@@ -425,17 +435,80 @@ def _write_transaction_item(
         )
 
 
-def patch_dynamodb_transactions() -> None:
-    """Make moto's TransactWriteItems cost O(items written), not O(table size) per item.
+# DynamoDB remembers a transaction's ClientRequestToken for 10 minutes after it succeeds.
+_TOKEN_WINDOW_SECONDS: Final = 600.0
+_completed_tokens: dict[str, tuple[float, str]] = {}
 
-    Behaviour is unchanged (see `_transact_write_items`). For tests and benchmarks under
-    plain `mock_aws`: installs it for the rest of the process; calling again does
-    nothing. `apply()` installs it too (until `revert()`).
+
+def _idempotent_parameter_mismatch(token: str) -> Exception:
+    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+
+    return DynamodbException(
+        ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+        f"ClientRequestToken {token} was used with different parameters",
+    )
+
+
+def _transact_write_items_once(self: Any) -> Any:
+    """`DynamoHandler.transact_write_items` honouring ClientRequestToken, as DynamoDB does.
+
+    moto ignores the token, so an SDK retry of a transaction whose response was lost
+    (a dropped connection, a 5xx after the commit) applies it a second time: its
+    conditions then refuse it, and a redemption that happened is reported as a refusal.
+    DynamoDB instead answers an identical request with the same token, within 10
+    minutes of the first one's success, with success and no second effect; the same
+    token with other parameters is IdempotentParameterMismatchException.
+    """
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoHandler
+
+    stock = _stock(DynamoHandler, "transact_write_items")
+    token = self.body.get("ClientRequestToken")
+    if not token:
+        return stock(self)
+    request = {key: value for key, value in self.body.items() if key != "ClientRequestToken"}
+    fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    now = time.monotonic()
+    with _lock:
+        for expired in [
+            t for t, (at, _) in _completed_tokens.items() if now - at > _TOKEN_WINDOW_SECONDS
+        ]:
+            del _completed_tokens[expired]
+        seen = _completed_tokens.get(token)
+    if seen is not None:
+        if seen[1] != fingerprint:
+            raise _idempotent_parameter_mismatch(token)
+        return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+    result = stock(self)
+    with _lock:
+        _completed_tokens[token] = (time.monotonic(), fingerprint)
+    return result
+
+
+def _stock(owner: Any, name: str) -> Any:
+    """The member as moto defines it, under any patch installed over it."""
+    for patched, patched_name, value in (*_lasting, *_originals):
+        if patched is owner and patched_name == name:
+            return value
+    return getattr(owner, name)
+
+
+def patch_dynamodb_transactions() -> None:
+    """Make moto's TransactWriteItems cost O(items written), not O(table size) per item,
+    and honour its ClientRequestToken.
+
+    Behaviour is otherwise unchanged (see `_transact_write_items`). For tests and
+    benchmarks under plain `mock_aws`: installs it for the rest of the process; calling
+    again does nothing. `apply()` installs it too (until `revert()`).
     """
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     _install_for_good(
         DynamoDBBackend, "transact_write_items", _transact_write_items, _DYNAMODB_CHECKS
+    )
+    _install_for_good(
+        DynamoHandler, "transact_write_items", _transact_write_items_once, _DYNAMODB_CHECKS
     )
 
 
@@ -535,6 +608,7 @@ def patch_s3_delete_notifications() -> None:
 def _targets() -> list[tuple[Any, str, Any]]:
     from moto.awslambda.models import LambdaFunction
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
     from moto.s3.models import S3Backend
     from moto.sqs.models import Queue
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -548,6 +622,7 @@ def _targets() -> list[tuple[Any, str, Any]]:
         (WaitFunction, "_wait_interval", _wait_interval),
         (retrier_decl, "time", _ScaledTime()),
         (DynamoDBBackend, "transact_write_items", _transact_write_items),
+        (DynamoHandler, "transact_write_items", _transact_write_items_once),
         (S3Backend, "delete_object", _delete_object),
     ]
 
@@ -630,6 +705,31 @@ def detach_sqs_event_source(queue_arn: str, function_arn: str) -> None:
         if mappings.pop(function_arn, None) is None:
             raise LookupError(
                 f"moto has no event source mapping from {queue_arn} to {function_arn} "
+                f"(mapped functions: {sorted(mappings) or 'none'})"
+            )
+
+
+def detach_table_stream_source(stream_arn: str, function_arn: str) -> None:
+    """Stop moto delivering the table stream `stream_arn` to `function_arn`.
+
+    moto invokes the function from inside every write (`StreamShard.add`), for the
+    whole shard so far, ignoring FilterCriteria. The mapping stays listed in moto's
+    Lambda backend; `stream_pollers.TableStreamPoller` delivers instead.
+    """
+    from moto.dynamodb.models import dynamodb_backends
+
+    parts = stream_arn.split(":", 5)
+    resource = parts[5].split("/") if len(parts) == 6 else []
+    if parts[2:3] != ["dynamodb"] or len(resource) != 4 or resource[2] != "stream":
+        raise ValueError(f"not a DynamoDB stream ARN: {stream_arn!r}")
+    region, account, table_name = parts[3], parts[4], resource[1]
+    runtime = active_runtime()
+    with runtime.gate.held() if runtime is not None else nullcontext():
+        table = dynamodb_backends[account][region].get_table(table_name)
+        mappings: dict[str, Any] = table.lambda_event_source_mappings
+        if mappings.pop(function_arn, None) is None:
+            raise LookupError(
+                f"moto has no event source mapping from {stream_arn} to {function_arn} "
                 f"(mapped functions: {sorted(mappings) or 'none'})"
             )
 
@@ -732,6 +832,20 @@ _SOURCES: Final = [
         ("moto_server_port()",),
         "service tasks call this server on localhost:$MOTO_PORT",
     ),
+    (
+        "moto.dynamodb.models.table",
+        "Table",
+        "__init__",
+        ("self.lambda_event_source_mappings",),
+        "detach_table_stream_source",
+    ),
+    (
+        "moto.dynamodb.models.table",
+        "StreamShard",
+        "add",
+        ("self.table.lambda_event_source_mappings.items()",),
+        "detach_table_stream_source stops moto's delivery inside the write",
+    ),
     (_WAIT, "WaitFunction", "_wait_interval", ("program_state_event",), "the Wait time scale"),
     (_RETRY, "RetrierDecl", "_eval_body", ("time.sleep(",), "the Retry time scale"),
 ]
@@ -741,6 +855,7 @@ _ATTRIBUTES: Final = [
     (_LAMBDA, "", "lambda_backends"),
     (_LAMBDA, "LambdaFunction", "save_logs"),
     (_SQS, "", "sqs_backends"),
+    ("moto.dynamodb.models", "", "dynamodb_backends"),
     ("moto.logs.models", "LogsBackend", "ensure_log_group"),
     ("moto.moto_server.werkzeug_app", "", "DomainDispatcherApplication"),
     ("moto.moto_server.werkzeug_app", "", "create_backend_app"),
@@ -824,6 +939,17 @@ _DYNAMODB_CHECKS: Final = _Checks(
         ),
     ],
     sources=[
+        (
+            "moto.dynamodb.responses",
+            "DynamoHandler",
+            "transact_write_items",
+            (
+                'transact_items = self.body["TransactItems"]',
+                "self.dynamodb_backend.transact_write_items(transact_items)",
+                "return ActionResult(response)",
+            ),
+            "ClientRequestToken is honoured around moto's own handler",
+        ),
         (
             _DYNAMODB,
             "DynamoDBBackend",

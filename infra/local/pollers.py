@@ -23,11 +23,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from infra.local.lambdas import FunctionNotFound, Invocation, LambdaRuntime
 
-__all__ = ["Pollers", "QueueMapping", "SqsPoller", "sqs_event"]
+__all__ = ["Poller", "Pollers", "QueueMapping", "SqsPoller", "sqs_event"]
 
 log = logging.getLogger(__name__)
 
@@ -298,28 +298,47 @@ def _chunks(messages: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield messages[start : start + _SQS_BATCH_LIMIT]
 
 
-class Pollers:
-    """All the SQS pollers of a local cloud, started and stopped together."""
+class _Mapping(Protocol):
+    @property
+    def uuid(self) -> str: ...
 
-    def __init__(self, pollers: Iterable[SqsPoller] = ()) -> None:
-        self._pollers: list[SqsPoller] = list(pollers)
+
+class Poller(Protocol):
+    """What `Pollers` drives: `SqsPoller` and `stream_pollers.TableStreamPoller`."""
+
+    @property
+    def mapping(self) -> _Mapping: ...
+
+    activity: int
+
+    def start(self) -> None: ...
+    def request_stop(self) -> None: ...
+    def stop(self, timeout: float = 5.0) -> None: ...
+    def idle(self) -> bool: ...
+
+
+class Pollers:
+    """All the event source pollers of a local cloud, started and stopped together."""
+
+    def __init__(self, pollers: Iterable[Poller] = ()) -> None:
+        self._pollers: list[Poller] = list(pollers)
         self._started = False
 
-    def add(self, poller: SqsPoller) -> SqsPoller:
+    def add(self, poller: Poller) -> Poller:
         """Another poller; started at once if the others are running."""
         self._pollers.append(poller)
         if self._started:
             poller.start()
         return poller
 
-    def get(self, uuid: str) -> SqsPoller:
+    def get(self, uuid: str) -> Poller:
         """The poller of the mapping with this UUID."""
         for poller in self._pollers:
             if poller.mapping.uuid == uuid:
                 return poller
         raise KeyError(uuid)
 
-    def __iter__(self) -> Iterator[SqsPoller]:
+    def __iter__(self) -> Iterator[Poller]:
         return iter(list(self._pollers))
 
     def __len__(self) -> int:

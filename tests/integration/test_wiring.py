@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import pytest
+
 from functions.core.clock import parse_instant
 from infra.local.cloud import LocalCloud
 from tests.integration.wiring.probe import ECHO_PATH, POISON_DETAIL_TYPE, PROBE_DETAIL_TYPE
@@ -101,6 +103,59 @@ def test_a_poison_message_is_parked_in_the_dlq_after_the_configured_receives(
     assert json.loads(message["Body"])["detail"] == {"probeId": probe_id}
     # It was received (and failed) exactly as many times as the redrive policy allows.
     assert int(message["Attributes"]["ApproximateReceiveCount"]) >= redrive["maxReceiveCount"]
+
+
+def test_a_table_stream_reaches_its_consumer_filtered_and_after_the_commit(
+    cloud: LocalCloud,
+) -> None:
+    table = physical_id(cloud, "WiringProbeStreamTable", "AWS::DynamoDB::Table")
+    dynamodb = cloud.client("dynamodb")
+    run = uuid.uuid4().hex
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": f"skip#{run}"}})
+    # A cancelled transaction leaves no record to deliver: its first item is undone.
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": f"keep#cancelled-{run}"}}}},
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"pk": {"S": f"keep#{run}"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": f"keep#{run}"}})
+
+    item = eventually(recorded(cloud, "stream", f"keep#{run}"))
+    assert json.loads(item["payload"]["S"])["eventName"] == "INSERT"
+    # Records are delivered in order, so the two before it were seen and not delivered.
+    assert recorded(cloud, "stream", f"skip#{run}")() is None
+    assert recorded(cloud, "stream", f"keep#cancelled-{run}")() is None
+
+
+def test_a_failing_stream_batch_is_retried_then_sent_to_the_on_failure_queue(
+    cloud: LocalCloud,
+) -> None:
+    table = physical_id(cloud, "WiringProbeStreamTable", "AWS::DynamoDB::Table")
+    dlq_url = physical_id(cloud, "WiringProbeStreamRecorderTableStreamDlq", "AWS::SQS::Queue")
+    run = uuid.uuid4().hex
+    cloud.client("dynamodb").put_item(TableName=table, Item={"pk": {"S": f"keep#poison-{run}"}})
+    cloud.client("dynamodb").put_item(TableName=table, Item={"pk": {"S": f"keep#after-{run}"}})
+    sqs = cloud.client("sqs")
+
+    def parked() -> list[dict[str, Any]] | None:
+        messages: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10
+        ).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages] or None
+
+    (failure,) = eventually(parked, timeout=30)
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 1  # bisected down to the poison
+    # The stream moved past it: the record after the poison was delivered.
+    assert eventually(recorded(cloud, "stream", f"keep#after-{run}"))
 
 
 def test_an_uploaded_object_reaches_its_handler(cloud: LocalCloud) -> None:

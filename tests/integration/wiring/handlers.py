@@ -41,6 +41,16 @@ def record_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"batchItemFailures": []}
 
 
+def record_stream(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """DynamoDB stream consumer: records each key; fails a batch holding a poison key."""
+    keys = [record["dynamodb"]["Keys"]["pk"]["S"] for record in event["Records"]]
+    if any(key.startswith("keep#poison") for key in keys):
+        raise ProbeError(f"poison in {keys}")
+    for record, key in zip(event["Records"], keys, strict=True):
+        _record("stream", key, {"eventName": record["eventName"], "arn": record["eventSourceARN"]})
+    return {"batchItemFailures": []}
+
+
 def always_fail(event: dict[str, Any], context: Any) -> None:
     raise ProbeError("this consumer rejects every message")
 

@@ -14,7 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from functions.core.tables import IDEMPOTENCY
+from functions.core.tables import IDEMPOTENCY, TableSpec
 from infra.constructs.api import Api
 from infra.constructs.platform import DomainFunction, Platform
 from infra.constructs.resources import secure_bucket
@@ -23,6 +23,17 @@ HANDLERS = "tests.integration.wiring.handlers"
 PROBE_DETAIL_TYPE = "WiringProbe"
 POISON_DETAIL_TYPE = "WiringPoison"
 ECHO_PATH = "/v1/_probe/echo/{thing}"
+# A table whose stream feeds a recorder: only keys starting "keep#" pass its filter, and
+# keys starting "keep#poison" make it fail.
+STREAM_TABLE = TableSpec(
+    logical_id="WiringProbeStreamTable",
+    env_var="PROBE_STREAM_TABLE",
+    partition_key="pk",
+    sort_key=None,
+    stream=True,
+    default_name="rebates-probe-stream",
+)
+STREAM_FILTER = {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "keep#"}]}}}}
 
 
 class WiringProbe(Construct):
@@ -67,6 +78,12 @@ class WiringProbe(Construct):
                 refuse.next(sfn.Succeed(self, "Done"))
             ),
             timeout=Duration.minutes(5),
+        )
+
+        stream_table = platform.add_table(self, STREAM_TABLE)
+        self.stream_recorder = self._function(platform, "StreamRecorder", "record_stream")
+        self.stream_dlq = self.stream_recorder.consume_table_stream(
+            stream_table, filters=[STREAM_FILTER], batch_size=10, retry_attempts=2
         )
 
         self.echo = self._function(platform, "Echo", "echo")
