@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,21 @@ class Http:
     api_key: str
 
     def call(
-        self, method: str, path: str, body: Any = None, *, key: bool = True
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        key: bool = True,
+        idempotency_key: str | None = None,
     ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)  # noqa: S310
         request.add_header("Content-Type", "application/json")
         if key:
             request.add_header("x-api-key", self.api_key)
+        if idempotency_key:
+            request.add_header("Idempotency-Key", idempotency_key)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                 return response.status, json.loads(response.read() or b"null")
@@ -99,7 +108,136 @@ def act_platform(demo: Demo) -> None:
     )
 
 
-ACTS: list[Callable[[Demo], None]] = [act_platform]
+EXAMPLES = ROOT / "examples" / "campaigns"
+# The store opening runs 2027-05-01 10:00 to 2027-05-16 (Tokyo): the demo lives on its
+# third day, by moving the clock the handlers see (`rebates local clock`).
+DEMO_NOW = datetime(2027, 5, 3, 3, 0, tzinfo=UTC)
+
+
+def _upload(demo: Demo, key: str, content: bytes) -> dict[str, Any]:
+    """A marketer's upload, and the report the loader writes next to it."""
+    s3 = demo.aws("s3")
+    bucket = demo.outputs["CampaignBucketName"]
+    s3.put_object(Bucket=bucket, Key=key, Body=content)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            report = s3.get_object(Bucket=bucket, Key=f"reports/{key}.result.json")
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.2)
+            continue
+        document: dict[str, Any] = json.loads(report["Body"].read())
+        return document
+    raise SystemExit(f"demo failed: no report for {key}")
+
+
+def act_campaigns_and_offers(demo: Demo) -> None:
+    print("\n== Campaigns and offers: a marketer publishes, a storefront redeems ==")
+    http = demo.http
+    started = time.perf_counter()
+    broken = _upload(
+        demo,
+        "campaigns/spring-trail-broken.yaml",
+        (EXAMPLES / "broken" / "spring-trail-broken.yaml").read_bytes(),
+    )
+    demo.check(
+        f"marketer: a broken file is rejected with {len(broken['errors'])} errors, each at "
+        "its path",
+        broken["status"] == "rejected" and len(broken["errors"]) == 5,
+    )
+    for error in broken["errors"]:
+        print(f"      {error['path']}: {error['message']}")
+    report = _upload(
+        demo,
+        "campaigns/store-opening-2027.json",
+        (EXAMPLES / "store-opening-2027.json").read_bytes(),
+    )
+    demo.check(
+        f"marketer: store-opening-2027 is published as version {report.get('version')} with "
+        f"its 3,000 unique codes ({time.perf_counter() - started:.1f} s)",
+        report["status"] == "published",
+    )
+
+    offset = int((DEMO_NOW - datetime.now(UTC)).total_seconds())
+    http.call("POST", "/_local/clock", {"offsetSeconds": offset}, key=False)
+    print(f"  (the clock now reads {DEMO_NOW.isoformat()}, the opening's third day)")
+
+    status, listed = http.call("GET", "/v1/offers?channel=online&customerId=aiko")
+    offers = [offer["offerId"] for offer in listed.get("offers", [])]
+    demo.check(f"storefront: offers open online for aiko: {offers}", offers == ["OPENING-WEB15"])
+
+    status, issued = http.call("POST", "/v1/offers/OPENING-WEB15/codes", {"customerId": "aiko"})
+    code = issued.get("code", "")
+    _, again = http.call("POST", "/v1/offers/OPENING-WEB15/codes", {"customerId": "aiko"})
+    demo.check(
+        f"storefront: aiko is issued {code}, and the same code when she asks again",
+        status == 201 and again.get("code") == code,
+    )
+    status, shared = http.call("POST", "/v1/offers/OPENING500/codes", {"customerId": "aiko"})
+    qr = (shared.get("qr") or {}).get("payload")
+    svg_path = LOCAL_DIR / "demo-qr.svg"
+    svg_path.write_text((shared.get("qr") or {}).get("svg", ""))
+    demo.check(
+        f"storefront: the in-store code {shared.get('code')} comes with QR {qr} ({svg_path})",
+        status == 201 and qr == f"REBATES1:{shared.get('code')}",
+    )
+
+    cart = {
+        "currency": "JPY",
+        "items": [{"sku": "TENT-2", "category": "tents", "quantity": 1, "unitPrice": 24000}],
+    }
+    _, quote = http.call(
+        "POST",
+        "/v1/redemptions/validate",
+        {"code": code.lower(), "customerId": "aiko", "channel": "online", "cart": cart},
+    )
+    demo.check(
+        f"storefront: validating {code.lower()} quotes {quote.get('discount')} (15%, capped "
+        "at 3,000)",
+        quote.get("valid") is True and quote["discount"]["amount"] == 3000,
+    )
+    order = {"code": code, "customerId": "aiko", "orderId": "order-1001", "channel": "online"}
+    status, redeemed = http.call(
+        "POST", "/v1/redemptions", {**order, "cart": cart}, idempotency_key="pay-1001"
+    )
+    _, replay = http.call(
+        "POST", "/v1/redemptions", {**order, "cart": cart}, idempotency_key="pay-1001"
+    )
+    demo.check(
+        f"storefront: redeemed as {redeemed.get('redemptionId')}; the retried request with "
+        "the same Idempotency-Key gets the same answer",
+        status == 201 and replay == redeemed,
+    )
+    status, refused = http.call("POST", "/v1/redemptions", {**order, "cart": cart})
+    demo.check(
+        f"storefront: the same order redeeming the code again is {status} "
+        f"{refused['error']['code']}",
+        status == 409,
+    )
+    status, wrong = http.call(
+        "POST",
+        "/v1/redemptions",
+        {**order, "orderId": "order-1002", "channel": "in_store", "cart": cart},
+    )
+    demo.check(
+        f"storefront: an online code at the till is {status} {wrong['error']['code']}",
+        status == 422 and wrong["error"]["code"] == "wrong_channel",
+    )
+    path = f"/v1/redemptions/{redeemed.get('redemptionId')}/rollback"
+    status, first = http.call("POST", path, {"reason": "payment_failed"})
+    _, second = http.call("POST", path, {"reason": "payment_failed"})
+    demo.check(
+        "storefront: the payment failed, the rollback releases the code and the budget; a "
+        "second rollback changes nothing and says so",
+        status == 200
+        and first.get("alreadyRolledBack") is False
+        and second.get("alreadyRolledBack") is True,
+    )
+    status, _ = http.call("POST", "/v1/redemptions", {**order, "cart": cart})
+    demo.check(f"storefront: the retried payment redeems {code} again ({status})", status == 201)
+
+
+ACTS: list[Callable[[Demo], None]] = [act_platform, act_campaigns_and_offers]
 
 
 def start_cloud() -> subprocess.Popen[bytes]:
