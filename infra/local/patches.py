@@ -37,11 +37,12 @@ The patches:
    (moto's BaseModel tracks all its instances until a reset). Storing 1,000 offer codes
    took 76 s and 3 GB; 5,000 ran out of memory. The replacement is moto's own step for
    step, but backs up only the items it writes (and the table's stream records), so it
-   costs what it writes (5,000 codes: 6 s). `DynamoHandler.transact_write_items(self)`
-   also ignores ClientRequestToken, so an SDK retry of a transaction whose response was
-   lost applies it twice (its conditions then refuse the retry: a redemption that
-   happened reads as refused); the wrapper answers a repeat as DynamoDB does, with
-   success and no second effect within 10 minutes.
+   costs what it writes (5,000 codes: 6 s). In the local cloud only,
+   `DynamoHandler.transact_write_items(self)` is wrapped too: moto ignores
+   ClientRequestToken, so an SDK retry of a transaction whose response was lost would
+   apply it twice (its conditions then refuse the retry: a redemption that happened
+   reads as refused); the wrapper answers a repeat as DynamoDB does, with success and
+   no second effect within 10 minutes.
 5. `S3Backend.delete_object(self, bucket_name, key_name, version_id, bypass)` on a
    versioned bucket notifies nothing for a delete marker it creates, and ObjectRemoved
    for a version only when it was the key's last. As S3 does, the replacement notifies
@@ -462,7 +463,7 @@ def _transact_write_items_once(self: Any) -> Any:
     from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoHandler
 
-    stock = _stock(DynamoHandler, "transact_write_items")
+    stock = _original(DynamoHandler, "transact_write_items")
     token = self.body.get("ClientRequestToken")
     if not token:
         return stock(self)
@@ -485,30 +486,17 @@ def _transact_write_items_once(self: Any) -> Any:
     return result
 
 
-def _stock(owner: Any, name: str) -> Any:
-    """The member as moto defines it, under any patch installed over it."""
-    for patched, patched_name, value in (*_lasting, *_originals):
-        if patched is owner and patched_name == name:
-            return value
-    return getattr(owner, name)
-
-
 def patch_dynamodb_transactions() -> None:
-    """Make moto's TransactWriteItems cost O(items written), not O(table size) per item,
-    and honour its ClientRequestToken.
+    """Make moto's TransactWriteItems cost O(items written), not O(table size) per item.
 
-    Behaviour is otherwise unchanged (see `_transact_write_items`). For tests and
-    benchmarks under plain `mock_aws`: installs it for the rest of the process; calling
-    again does nothing. `apply()` installs it too (until `revert()`).
+    Behaviour is unchanged (see `_transact_write_items`). For tests and benchmarks under
+    plain `mock_aws`: installs it for the rest of the process; calling again does
+    nothing. `apply()` installs it too (until `revert()`), with `_transact_write_items_once`.
     """
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.responses import DynamoHandler
 
     _install_for_good(
         DynamoDBBackend, "transact_write_items", _transact_write_items, _DYNAMODB_CHECKS
-    )
-    _install_for_good(
-        DynamoHandler, "transact_write_items", _transact_write_items_once, _DYNAMODB_CHECKS
     )
 
 
@@ -833,6 +821,17 @@ _SOURCES: Final = [
         "service tasks call this server on localhost:$MOTO_PORT",
     ),
     (
+        "moto.dynamodb.responses",
+        "DynamoHandler",
+        "transact_write_items",
+        (
+            'transact_items = self.body["TransactItems"]',
+            "self.dynamodb_backend.transact_write_items(transact_items)",
+            "return ActionResult(response)",
+        ),
+        "ClientRequestToken is honoured around moto's own handler",
+    ),
+    (
         "moto.dynamodb.models.table",
         "Table",
         "__init__",
@@ -939,17 +938,6 @@ _DYNAMODB_CHECKS: Final = _Checks(
         ),
     ],
     sources=[
-        (
-            "moto.dynamodb.responses",
-            "DynamoHandler",
-            "transact_write_items",
-            (
-                'transact_items = self.body["TransactItems"]',
-                "self.dynamodb_backend.transact_write_items(transact_items)",
-                "return ActionResult(response)",
-            ),
-            "ClientRequestToken is honoured around moto's own handler",
-        ),
         (
             _DYNAMODB,
             "DynamoDBBackend",

@@ -28,6 +28,7 @@ from infra.local.deploy import (
     QueueMappingRecord,
     Route,
     ScheduledRule,
+    TableStreamMappingRecord,
     UnsupportedResourceError,
     deploy,
 )
@@ -59,9 +60,11 @@ def stack_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @dataclass
 class Detached:
-    """Calls to the runtime's `detach_sqs_event_source`, faked here."""
+    """Calls to the runtime's `detach_sqs_event_source` and `detach_table_stream_source`,
+    faked here."""
 
     calls: list[tuple[str, str]]
+    stream_calls: list[tuple[str, str]]
 
 
 @contextmanager
@@ -73,7 +76,7 @@ def fresh_moto(*, fake_patches: bool = True) -> Iterator[Detached]:
     whether or not the real one was imported already); otherwise the real one runs
     when it exists.
     """
-    record = Detached([])
+    record = Detached([], [])
     with pytest.MonkeyPatch.context() as patch:
         for name, value in _FAKE_ENVIRONMENT.items():
             patch.setenv(name, value)
@@ -81,6 +84,9 @@ def fresh_moto(*, fake_patches: bool = True) -> Iterator[Detached]:
             module = types.ModuleType("infra.local.patches")
             module.detach_sqs_event_source = lambda queue, function: record.calls.append(  # type: ignore[attr-defined]
                 (queue, function)
+            )
+            module.detach_table_stream_source = (  # type: ignore[attr-defined]
+                lambda stream, function: record.stream_calls.append((stream, function))
             )
             patch.setitem(sys.modules, "infra.local.patches", module)
         with mock_aws():
@@ -585,12 +591,33 @@ class TestKitchenSink:
             )
         ]
 
-    def test_stream_mappings_are_left_to_moto(self, sink: Sink) -> None:
+    def test_table_stream_mapping_is_detached_and_recorded(self, sink: Sink) -> None:
+        worker = sink.deployment.functions[sink.physical("Worker")]
+        table_stream = sink.deployment.resources["Table"].attributes["StreamArn"]
+        assert sink.detached.stream_calls == [(table_stream, worker.arn)]
+        assert sink.deployment.table_stream_mappings == [
+            TableStreamMappingRecord(
+                uuid=sink.physical("TableMapping"),
+                function_name=worker.name,
+                stream_arn=table_stream,
+                batch_size=100,
+                starting_position="LATEST",
+                filter_criteria=None,
+                report_batch_item_failures=False,
+                bisect_on_error=False,
+                maximum_retry_attempts=-1,
+                on_failure_queue_arn=None,
+                enabled=True,
+            )
+        ]
+
+    def test_kinesis_mappings_are_left_to_moto(self, sink: Sink) -> None:
         lambda_ = sink.context.client("lambda")
         # moto filters listings by the FunctionName exactly as given (name or ARN): list all.
         mappings = lambda_.list_event_source_mappings()
         sources = {m["EventSourceArn"] for m in mappings["EventSourceMappings"]}
         table_stream = sink.deployment.resources["Table"].attributes["StreamArn"]
+        # Every mapping stays listed, the detached ones included (as `aws lambda` shows).
         assert {sink.arn("Stream"), table_stream} <= sources
 
     def test_function_records_carry_what_the_runtime_needs(self, sink: Sink) -> None:

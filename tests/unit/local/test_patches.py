@@ -14,9 +14,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.s3.models import S3Backend
 from moto.sqs.models import Queue
 
@@ -87,6 +89,7 @@ def test_apply_and_revert_restore_moto() -> None:
     original_invoke = LambdaFunction._invoke_lambda
     original_wait = Queue.wait_for_messages
     original_transact = DynamoDBBackend.transact_write_items
+    original_handler = DynamoHandler.transact_write_items
     original_delete = S3Backend.delete_object
     install_overlay()
     try:
@@ -95,6 +98,7 @@ def test_apply_and_revert_restore_moto() -> None:
         patches.apply(first)
         assert LambdaFunction._invoke_lambda is not original_invoke
         assert DynamoDBBackend.transact_write_items is patches._transact_write_items
+        assert DynamoHandler.transact_write_items is patches._transact_write_items_once
         assert S3Backend.delete_object is patches._delete_object
         assert patches.verify() == []  # checks the originals while patched
         patches.apply(second)
@@ -107,6 +111,7 @@ def test_apply_and_revert_restore_moto() -> None:
     assert patches.active_runtime() is None
     assert LambdaFunction._invoke_lambda is original_invoke
     assert Queue.wait_for_messages is original_wait
+    assert DynamoHandler.transact_write_items is original_handler
     # (Also these, unless a test installed them for good: then they stay installed.)
     assert DynamoDBBackend.transact_write_items is original_transact
     assert S3Backend.delete_object is original_delete
@@ -116,8 +121,10 @@ def test_a_patch_installed_for_good_while_applied_outlives_revert(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     moto_own = patches._original(DynamoDBBackend, "transact_write_items")
+    moto_handler = patches._original(DynamoHandler, "transact_write_items")
     monkeypatch.setattr(patches, "_lasting", [])
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", moto_own)
+    monkeypatch.setattr(DynamoHandler, "transact_write_items", moto_handler)
     install_overlay()
     try:
         patches.apply(LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT))
@@ -127,6 +134,8 @@ def test_a_patch_installed_for_good_while_applied_outlives_revert(
         uninstall_overlay()
     assert DynamoDBBackend.transact_write_items is patches._transact_write_items
     assert patches._original(DynamoDBBackend, "transact_write_items") is moto_own
+    # Only the cost patch is installed for good; the token patch is the local cloud's.
+    assert DynamoHandler.transact_write_items is moto_handler
 
 
 def _zip() -> bytes:
@@ -257,6 +266,36 @@ def test_a_delete_marker_reaches_a_lambda_and_transactions_are_patched(
     event = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
     assert event["Records"][0]["eventName"] == "ObjectRemoved:DeleteMarkerCreated"
     assert DynamoDBBackend.transact_write_items is patches._transact_write_items
+
+
+@mock_aws
+def test_a_transaction_repeated_with_its_token_applies_once(runtime: LambdaRuntime) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName="patches-tokens",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    add_one = {
+        "Update": {
+            "TableName": "patches-tokens",
+            "Key": {"pk": {"S": "counter"}},
+            "UpdateExpression": "ADD uses :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+    }
+    # An SDK retry after a lost response: the same request, the same token.
+    for _ in range(2):
+        dynamodb.transact_write_items(TransactItems=[add_one], ClientRequestToken="pay-1")
+    item = dynamodb.get_item(TableName="patches-tokens", Key={"pk": {"S": "counter"}})["Item"]
+    assert item["uses"] == {"N": "1"}
+    add_one["Update"]["ExpressionAttributeValues"] = {":one": {"N": "2"}}
+    with pytest.raises(ClientError, match="IdempotentParameterMismatch"):
+        dynamodb.transact_write_items(TransactItems=[add_one], ClientRequestToken="pay-1")
+    dynamodb.transact_write_items(TransactItems=[add_one], ClientRequestToken="pay-2")
+    item = dynamodb.get_item(TableName="patches-tokens", Key={"pk": {"S": "counter"}})["Item"]
+    assert item["uses"] == {"N": "3"}
 
 
 @mock_aws
