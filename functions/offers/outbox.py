@@ -167,19 +167,26 @@ def _code_issued(issue: CodeIssue) -> OfferCodeIssued:
     )
 
 
+def _redemption_ref(redemption: Redemption) -> dict[str, Any]:
+    """The `RedemptionRef` fields both redemption events carry."""
+    return {
+        "redemptionId": redemption.redemption_id,
+        "orderId": redemption.order_id,
+        "code": redemption.code,
+        "offerId": redemption.offer_id,
+        "campaignId": redemption.campaign_id,
+        "customerId": redemption.customer_id,
+        "discount": redemption.discount,
+    }
+
+
 def _redeemed(redemption: Redemption) -> OfferRedeemed:
     return OfferRedeemed(
         eventId=_event_id(
             OfferRedeemed.detail_type, redemption.pk, redemption.sk, redemption.redeemed_at
         ),
         occurredAt=redemption.redeemed_at,
-        redemptionId=redemption.redemption_id,
-        orderId=redemption.order_id,
-        code=redemption.code,
-        offerId=redemption.offer_id,
-        campaignId=redemption.campaign_id,
-        customerId=redemption.customer_id,
-        discount=redemption.discount,
+        **_redemption_ref(redemption),
         channel=redemption.channel,
         storeId=redemption.store_id,
         cartTotal=redemption.cart_total,
@@ -198,12 +205,6 @@ def _rolled_back(redemption: Redemption) -> RedemptionRolledBack:
             RedemptionRolledBack.detail_type, redemption.pk, redemption.sk, rolled_back_at
         ),
         occurredAt=rolled_back_at,
-        redemptionId=redemption.redemption_id,
-        orderId=redemption.order_id,
-        code=redemption.code,
-        offerId=redemption.offer_id,
-        campaignId=redemption.campaign_id,
-        customerId=redemption.customer_id,
-        discount=redemption.discount,
+        **_redemption_ref(redemption),
         reason=reason,
     )

@@ -319,13 +319,7 @@ class DomainFunction(Construct):
         retry_attempts: int = 5,
     ) -> sqs.Queue:
         """Process a Kinesis stream; records that keep failing go to a DLQ (returned)."""
-        dlq = dead_letter_queue(self, "StreamDlq")
-        acknowledge(
-            dlq,
-            "AwsSolutions-SQS3",
-            "This queue is itself a DLQ: the on-failure destination of a Kinesis event "
-            "source mapping.",
-        )
+        dlq = self._on_failure_queue("StreamDlq", "a Kinesis")
         self.function.add_event_source(
             sources.KinesisEventSource(
                 stream,
@@ -337,6 +331,16 @@ class DomainFunction(Construct):
                 max_record_age=Duration.days(1),
                 on_failure=sources.SqsDlq(dlq),
             )
+        )
+        return dlq
+
+    def _on_failure_queue(self, id: str, source: str) -> sqs.Queue:
+        dlq = dead_letter_queue(self, id)
+        acknowledge(
+            dlq,
+            "AwsSolutions-SQS3",
+            f"This queue is itself a DLQ: the on-failure destination of {source} event "
+            "source mapping.",
         )
         return dlq
 
@@ -358,13 +362,7 @@ class DomainFunction(Construct):
         stream_arn = table.table_stream_arn
         if stream_arn is None:
             raise ValueError(f"{table.node.path} has no stream (TableSpec.stream)")
-        dlq = dead_letter_queue(self, "TableStreamDlq")
-        acknowledge(
-            dlq,
-            "AwsSolutions-SQS3",
-            "This queue is itself a DLQ: the on-failure destination of a DynamoDB stream "
-            "event source mapping.",
-        )
+        dlq = self._on_failure_queue("TableStreamDlq", "a DynamoDB stream")
         self.function.add_event_source_mapping(
             "TableStream",
             event_source_arn=stream_arn,

@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 from infra.local.lambdas import FunctionNotFound, Invocation, LambdaRuntime
 
-__all__ = ["Poller", "Pollers", "QueueMapping", "SqsPoller", "sqs_event"]
+__all__ = ["Poller", "PollerThread", "Pollers", "QueueMapping", "SqsPoller", "sqs_event"]
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,53 @@ def _failed_message_ids(invocation: Invocation, batch_ids: list[str], report: bo
     return failed
 
 
-class SqsPoller:
+class PollerThread:
+    """The daemon thread an event source poller runs on: start, stop, and whether it
+    is handling a batch. Subclasses set `thread_name` and implement `_loop`, which runs
+    until `_stop` is set."""
+
+    thread_name = "poller"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # True while a batch is being handled.
+        self._busy = False
+        # Bumped whenever a batch is received or settled: Pollers.wait_idle uses it to
+        # tell "idle twice" from "idle, busy, idle again" between its two looks.
+        self.activity = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop after its current read or batch."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def busy(self) -> bool:
+        """A batch is being handled (invoked, settled)."""
+        return self._busy
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class SqsPoller(PollerThread):
     """Delivers one queue to one function, on a daemon thread."""
 
     def __init__(
@@ -135,43 +181,8 @@ class SqsPoller:
         self._sqs = sqs_client
         # SQS visibility timeouts are whole seconds: a fraction rounds up.
         self.retry_delay_seconds = math.ceil(retry_delay_seconds)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        # True from just before a receive until its batch is settled.
-        self._busy = False
-        # Bumped whenever a batch is received or settled: Pollers.wait_idle uses it to
-        # tell "idle twice" from "idle, busy, idle again" between its two looks.
-        self.activity = 0
-
-    # -- lifecycle --
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"sqs-poller:{self.mapping.function_name}", daemon=True
-        )
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        """Ask the thread to stop after its current receive or batch."""
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    @property
-    def busy(self) -> bool:
-        """A received batch is being handled (invoked, deleted, put back)."""
-        return self._busy
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        super().__init__()
+        self.thread_name = f"sqs-poller:{mapping.function_name}"
 
     def idle(self) -> bool:
         """No batch being handled and no message waiting, in flight or delayed."""

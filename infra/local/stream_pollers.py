@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from infra.local.lambdas import FunctionNotFound, Invocation, LambdaRuntime
+from infra.local.pollers import PollerThread
 from infra.local.stream_filters import matches
 
 __all__ = ["TableStreamMapping", "TableStreamPoller", "stream_event"]
@@ -86,7 +86,7 @@ class _Cursor:
     iterator: str | None = None
 
 
-class TableStreamPoller:
+class TableStreamPoller(PollerThread):
     """Delivers one table stream to one function, on a daemon thread."""
 
     def __init__(
@@ -101,40 +101,10 @@ class TableStreamPoller:
         self.mapping = mapping
         self._streams = streams_client
         self._sqs = sqs_client
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._cursors: dict[str, _Cursor] = {}
-        self._busy = False
         self._caught_up = False
-        self.activity = 0
-
-    # -- lifecycle (the same surface as pollers.SqsPoller) --
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"stream-poller:{self.mapping.function_name}", daemon=True
-        )
-        self._thread.start()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        super().__init__()
+        self.thread_name = f"stream-poller:{mapping.function_name}"
 
     def idle(self) -> bool:
         """Nothing being delivered, and the last read of every shard found nothing new."""
