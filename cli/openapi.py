@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from pydantic import BaseModel, Field
 
-from functions.core.api import PUBLIC_ROUTES, make_resolver
+from functions.core.api import PUBLIC_ROUTES, make_resolver, routes_of
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, Idempotency
 
 # Module paths of every module that declares a `router`; later domains add theirs.
@@ -43,19 +42,13 @@ def api_routers() -> list[Router]:
 
 
 def idempotent_operations(routers: list[Router]) -> set[tuple[str, str]]:
-    """(METHOD, /openapi/{path}) of every route guarded by the Idempotency-Key middleware.
-
-    Powertools keeps a router's middlewares only in ``_routes_with_middleware`` (keyed by
-    rule and methods first); reading it here keeps the routes the one source of truth.
-    """
-    found: set[tuple[str, str]] = set()
-    for router in routers:
-        for key, middlewares in router._routes_with_middleware.items():
-            if any(isinstance(middleware, Idempotency) for middleware in middlewares):
-                rule, methods = key[0], key[1]
-                path = re.sub(r"<(\w+)>", r"{\1}", rule)
-                found.update((method.upper(), path) for method in methods)
-    return found
+    """(METHOD, /openapi/{path}) of every route guarded by the Idempotency-Key middleware."""
+    return {
+        (method, path)
+        for router in routers
+        for method, path, middlewares in routes_of(router)
+        if any(isinstance(middleware, Idempotency) for middleware in middlewares)
+    }
 
 
 def build_openapi() -> str:

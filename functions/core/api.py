@@ -8,6 +8,7 @@ and a request that fails validation is a 400, never a 5xx.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -140,6 +141,21 @@ class ResolverPerThread:
 
     def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return self.app.resolve(event, context)
+
+
+def routes_of(router: Router) -> list[tuple[str, str, list[Any]]]:
+    """(METHOD, /path/{param}, middlewares) of every route declared on `router`, in
+    declaration order: the stack and the OpenAPI document read the routes from here.
+
+    Powertools keeps them only in ``_routes_with_middleware``, keyed by rule and methods
+    first; path parameters are written ``<name>`` there and ``{name}`` in API Gateway.
+    """
+    routes = []
+    for key, middlewares in router._routes_with_middleware.items():
+        rule, methods = key[0], key[1]
+        path = re.sub(r"<(\w+)>", r"{\1}", rule)
+        routes += [(method.upper(), path, list(middlewares)) for method in methods]
+    return routes
 
 
 def make_resolver(*routers: Router) -> APIGatewayRestResolver:

@@ -11,7 +11,7 @@ can be decided exactly under concurrency; its refusals use the reason codes belo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Final
 
 from functions.campaigns.config import CampaignConfig, OfferConfig
+from functions.campaigns.logic import ACTIVE
 from functions.campaigns.rewards import Cart, offer_discount
 from functions.core.clock import WindowStatus
 from functions.core.errors import Conflict, CurrencyMismatch, RebatesError, Unprocessable
@@ -35,8 +36,6 @@ __all__ = [
     "discount_view",
     "refusal_error",
 ]
-
-ACTIVE: Final = "active"
 
 
 class Refusal(StrEnum):
@@ -243,7 +242,3 @@ def campaign_view(campaign: LiveCampaign, now: datetime) -> dict[str, object]:
         "requireReceipt": claims.require_receipt if claims is not None else None,
         "offerIds": [offer.id for offer in config.offers],
     }
-
-
-def first_refusal(reasons: Iterable[Refusal]) -> Refusal | None:
-    return next(iter(reasons), None)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from constructs import Construct
 
+from functions.core.api import routes_of
 from functions.core.tables import CAMPAIGNS, IDEMPOTENCY
+from functions.offers.handlers import api as offers_api
 from functions.offers.outbox import STREAM_FILTERS
 from infra.constructs.api import Api
 from infra.constructs.platform import DomainFunction, Platform
@@ -26,16 +28,9 @@ API_HANDLER = "functions.offers.handlers.api.handler"
 OUTBOX_HANDLER = "functions.offers.handlers.outbox.handler"
 API_MEMORY_MB = 512
 
-# DESIGN "HTTP API": the storefront routes the offers API function serves.
-ROUTES = (
-    ("GET", "/v1/campaigns"),
-    ("GET", "/v1/campaigns/{campaignId}"),
-    ("GET", "/v1/offers"),
-    ("POST", "/v1/offers/{offerId}/codes"),
-    ("POST", "/v1/redemptions/validate"),
-    ("POST", "/v1/redemptions"),
-    ("POST", "/v1/redemptions/{redemptionId}/rollback"),
-)
+# The routes the offers API function serves, as its router declares them (the one source
+# the OpenAPI document is generated from too).
+ROUTES = tuple((method, path) for method, path, _ in routes_of(offers_api.router))
 
 
 class Offers(Construct):

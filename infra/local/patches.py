@@ -438,6 +438,7 @@ def _write_transaction_item(
 
 # DynamoDB remembers a transaction's ClientRequestToken for 10 minutes after it succeeds.
 _TOKEN_WINDOW_SECONDS: Final = 600.0
+# Oldest first (insertion order), so expired tokens are dropped from the front.
 _completed_tokens: dict[str, tuple[float, str]] = {}
 
 
@@ -471,10 +472,11 @@ def _transact_write_items_once(self: Any) -> Any:
     fingerprint = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     now = time.monotonic()
     with _lock:
-        for expired in [
-            t for t, (at, _) in _completed_tokens.items() if now - at > _TOKEN_WINDOW_SECONDS
-        ]:
-            del _completed_tokens[expired]
+        while _completed_tokens:
+            oldest = next(iter(_completed_tokens))
+            if now - _completed_tokens[oldest][0] <= _TOKEN_WINDOW_SECONDS:
+                break
+            del _completed_tokens[oldest]
         seen = _completed_tokens.get(token)
     if seen is not None:
         if seen[1] != fingerprint:

@@ -149,6 +149,9 @@ class TableStreamPoller(PollerThread):
         return read
 
     def _shards(self) -> list[_Cursor]:
+        # A local table stream has one shard for its whole life: describe it once.
+        if self._cursors:
+            return list(self._cursors.values())
         description = self._streams.describe_stream(StreamArn=self.mapping.stream_arn)
         for shard in description["StreamDescription"].get("Shards", []):
             shard_id = shard["ShardId"]

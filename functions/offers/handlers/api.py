@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.campaigns.models import ACTIVE, Offer, get_offer, list_campaigns
+from functions.campaigns.models import ACTIVE, Offer, get_offer, list_campaigns, list_offers
 from functions.core.api import ResolverPerThread
 from functions.core.clock import utc_now
 from functions.core.errors import NotFound
@@ -121,7 +121,7 @@ def get_offers(
 ) -> OfferList:
     now = utc_now()
     shown: list[tuple[Offer, LiveCampaign]] = []
-    for offer in Offer.gsi1.query(Offer.status_partition(ACTIVE)):
+    for offer in list_offers(ACTIVE):
         campaign = store.campaigns.get(offer.campaign_id)
         if campaign is None or campaign.status != ACTIVE:
             continue
