@@ -5,7 +5,9 @@ query parameters, headers, body, request context) and goes to the route's functi
 through the Lambda runtime, so handlers cannot tell the difference. What API Gateway
 itself answers is answered here the same way: a missing or wrong `x-api-key` is 403
 `Forbidden`, an unknown route is 403 `Missing Authentication Token`, and a function
-that fails is 502 `Internal server error`.
+that fails is 502 `Internal server error`. A method no route declares (TRACE, CONNECT,
+PATCH on a GET-only path, any other verb) is 403 `Missing Authentication Token` too, and a
+body over API Gateway's 10 MB limit is 413.
 
 IAM-authorised routes need a SigV4 `Authorization` header; the signature is not
 checked locally (there is no IAM to check it against), only that one is present.
@@ -18,20 +20,28 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra.local.proxy_event import proxy_event
-from infra.local.server import PortInUse
+from infra.local.server import LISTEN_BACKLOG, PortInUse
+
+log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_local/"
 _PARAMETER = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
+# The methods a REST API resource can declare, and those `ANY` stands for: any other verb
+# matches no route.
+ROUTABLE_METHODS: Final = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
+# API Gateway's REST API payload limit; a larger request never reaches the function.
+MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 
 
 class RouteLike(Protocol):
@@ -93,14 +103,18 @@ class CompiledRoute:
             specificity=(greedy, parameters),
         )
 
+    def accepts(self, method: str) -> bool:
+        return self.method == method or (self.method == "ANY" and method in ROUTABLE_METHODS)
+
 
 class RouteTable:
     def __init__(self, routes: list[RouteLike]) -> None:
         self._routes = sorted((CompiledRoute.of(r) for r in routes), key=lambda r: r.specificity)
 
     def match(self, method: str, path: str) -> tuple[CompiledRoute, dict[str, str]] | None:
+        method = method.upper()
         for route in self._routes:
-            if route.method not in {method.upper(), "ANY"}:
+            if not route.accepts(method):
                 continue
             found = route.pattern.match(path)
             if found:
@@ -135,7 +149,10 @@ class Gateway:
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        url = urlsplit(target)
+        try:
+            url = urlsplit(target)
+        except ValueError:  # e.g. an unclosed IPv6 bracket in an absolute-form target
+            return _gateway_error(HTTPStatus.BAD_REQUEST, "Bad Request")
         path = url.path
         if path.startswith(CONTROL_PREFIX) and self._control is not None:
             return self._handle_control(method, path.removeprefix(CONTROL_PREFIX), body)
@@ -145,10 +162,9 @@ class Gateway:
         route, path_parameters = found
         lowered = {k.lower(): v for k, v in headers.items()}
         presented_key = lowered.get("x-api-key")
-        if route.iam and not lowered.get("authorization", "").startswith("AWS4-HMAC-SHA256"):
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
-        if route.api_key_required and (self._api_key is None or presented_key != self._api_key):
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Forbidden")
+        refusal = self._refusal(route, lowered)
+        if refusal is not None:
+            return refusal
         query = dict(parse_qs(url.query, keep_blank_values=True))
         event = proxy_event(
             method,
@@ -165,6 +181,18 @@ class Gateway:
             return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
         return _proxy_response(result.payload)
 
+    def _refusal(
+        self, route: CompiledRoute, lowered_headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """What API Gateway answers a request the route's authorization refuses."""
+        signed = lowered_headers.get("authorization", "").startswith("AWS4-HMAC-SHA256")
+        if route.iam and not signed:
+            return _gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
+        presented_key = lowered_headers.get("x-api-key")
+        if route.api_key_required and (self._api_key is None or presented_key != self._api_key):
+            return _gateway_error(HTTPStatus.FORBIDDEN, "Forbidden")
+        return None
+
     def _handle_control(
         self, method: str, path: str, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
@@ -177,16 +205,25 @@ class Gateway:
         return status, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
 
+class _ApiServer(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: fifty storefront clients connecting at
+    # once overflow it, and the connections the kernel cannot queue are reset or dropped
+    # before a thread accepts them.
+    request_queue_size = LISTEN_BACKLOG
+    # A thread per connection, never joined: a client holding a keep-alive connection
+    # open must not hold up stop().
+    daemon_threads = True
+
+
 class LocalApi:
     """A threaded HTTP server in front of a `Gateway`."""
 
     def __init__(self, gateway: Gateway, *, host: str = "127.0.0.1", port: int = 3000) -> None:
         self.gateway = gateway
         try:
-            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+            self._server = _ApiServer((host, port), handler_for(gateway))
         except OSError as error:
             raise PortInUse(f"{host}:{port} is already in use: {error.strerror}") from error
-        self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -206,32 +243,125 @@ class LocalApi:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self.gateway
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+class _Refused(Exception):
+    """A request body that cannot be read as declared: answered, then the connection closed
+    (what is left of the body cannot be told from the next request)."""
 
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, headers, payload = gateway.handle(
-                    self.command, self.path, dict(self.headers.items()), body
-                )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:
-                # Access logs would drown the handlers' own structured logs.
-                return
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
-        return Handler
+
+class GatewayHandler(BaseHTTPRequestHandler):
+    """HTTP in front of a `Gateway`: every method, and whatever a client sends, answered."""
+
+    gateway: ClassVar[Gateway]
+    protocol_version = "HTTP/1.1"
+    # What a request line that cannot be parsed is answered as: the stdlib's default,
+    # HTTP/0.9, answers with a bare error page, no status line or headers.
+    default_request_version = "HTTP/1.0"
+    # A client that stops sending mid-request (a body shorter than its Content-Length) or
+    # leaves its keep-alive connection idle frees the thread after this long.
+    timeout = 60
+
+    def __getattr__(self, name: str) -> Any:
+        # The stdlib answers a method with no do_<METHOD> with its own 501 page; API
+        # Gateway takes every method, refusing those no route declares with a 403.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:
+            # The client went away mid-request or mid-answer: nobody is left to answer.
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Access logs would drown the handlers' own structured logs.
+        return
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except _Refused as refusal:
+            self._answer(*_gateway_error(refusal.status, refusal.message), closing=True)
+            return
+        try:
+            answer = self.gateway.handle(self.command, self.path, dict(self.headers.items()), body)
+        except Exception:
+            # A fault of the local cloud itself (a function it cannot find, a bug here):
+            # API Gateway answers a failed integration with a 500.
+            log.exception("the local API failed on %s %s", self.command, self.path)
+            answer = _gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error")
+        self._answer(*answer)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunks()
+        declared = {value.strip() for value in self.headers.get_all("Content-Length", [])}
+        if not declared:
+            return b""
+        if len(declared) > 1 or not _DECIMAL.fullmatch(next(iter(declared))):
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+        length = int(next(iter(declared)))
+        if length > MAX_BODY_BYTES:
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
+        body = self.rfile.read(length)
+        if len(body) < length:  # the client closed before sending all it declared
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+        return body
+
+    def _read_chunks(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_text = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            if len(body) + size > MAX_BODY_BYTES:
+                raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3).strip():
+                raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+            body += chunk
+        # Trailer fields are not passed on (API Gateway's proxy event has no place for
+        # them); they end at an empty line.
+        while self.rfile.readline(65537).strip():
+            pass
+        return bytes(body)
+
+    def _answer(
+        self, status: int, headers: dict[str, str], payload: bytes, *, closing: bool = False
+    ) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        if closing:
+            self.send_header("Connection", "close")  # also closes it after this answer
+        self.end_headers()
+        if self.command != "HEAD":  # a HEAD answer has the headers of a GET, no body
+            self.wfile.write(payload)
+
+
+def handler_for(gateway: Gateway) -> type[GatewayHandler]:
+    """The HTTP handler class serving `gateway`."""
+
+    class Handler(GatewayHandler):
+        pass
+
+    Handler.gateway = gateway
+    return Handler
 
 
 def _proxy_response(payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:

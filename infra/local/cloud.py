@@ -5,7 +5,7 @@ Start-up order matters and is the whole point of this module:
 2. the environment overlay and the Lambda hook, so every invocation (direct, Step
    Functions task, S3 notification, queue poller, API route) runs the real handler
    in this process with its function's own environment;
-3. the template deployed resource by resource (infra/local/deploy.py);
+3. the template deployed resource by resource (infra/local/deploy/);
 4. a poller per SQS event source mapping, and the local API on 127.0.0.1:3000;
 5. the stack outputs, written to `.local/outputs.json`.
 """

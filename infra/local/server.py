@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_PORT",
     "DEFAULT_REGION",
+    "LISTEN_BACKLOG",
     "MotoServer",
     "PortInUse",
     "SerialGate",
@@ -39,6 +40,10 @@ DEFAULT_PORT: Final = 4566
 DEFAULT_REGION: Final = "ap-northeast-1"
 # moto's default account: anything signed with a key moto does not know maps to it.
 DEFAULT_ACCOUNT_ID: Final = "123456789012"
+# Connections each local listener queues before a thread accepts them: a burst of clients
+# (a storefront's, each handler's SDK calls into moto) must wait, not be reset. The
+# kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG: Final = 1024
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -249,7 +254,7 @@ class MotoServer:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self._requested_port))
-            listener.listen(128)
+            listener.listen(LISTEN_BACKLOG)
         except OSError as error:
             listener.close()
             if error.errno == errno.EADDRINUSE:

@@ -1,14 +1,24 @@
-"""The local API's gateway: route matching, keys, proxy events and responses."""
+"""The local API's gateway: route matching, keys, proxy events and responses; and its
+HTTP handler, fed raw bytes (no sockets): every method, and whatever a client sends."""
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from infra.local.api import Gateway, InvocationResult, RouteLike, RouteTable
+from infra.local.api import (
+    MAX_BODY_BYTES,
+    Gateway,
+    InvocationResult,
+    RouteLike,
+    RouteTable,
+    handler_for,
+)
 
 KEY = "local-key"
 
@@ -135,3 +145,232 @@ def test_control_routes_go_to_the_control_plane() -> None:
     status, _, body = g.handle("POST", "/_local/clock", {}, b'{"advanceSeconds": 60}')
     assert (status, json.loads(body)) == (200, {"offsetSeconds": 60})
     assert seen == [("POST", "clock", {"advanceSeconds": 60})]
+
+
+# -- methods no route declares ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("TRACE", "/v1/health"),
+        ("PATCH", "/v1/health"),
+        ("HEAD", "/v1/health"),
+        ("CONNECT", "example.com:443"),
+        ("PROPFIND", "/v1/campaigns/c1"),
+        ("BREW", "/v1/health"),
+    ],
+)
+def test_a_method_no_route_declares_is_missing_authentication_token(method: str, path: str) -> None:
+    recorder = Recorder()
+    status, headers, body = gateway(recorder).handle(method, path, {"x-api-key": KEY}, b"")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    assert headers["Content-Type"] == "application/json"
+    assert recorder.calls == []
+
+
+def test_any_stands_for_the_seven_methods_api_gateway_routes_only() -> None:
+    table = RouteTable([Route("ANY", "/v1/carts/{cartId}", "carts")])
+    for method in ("GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "DELETE"):
+        assert table.match(method, "/v1/carts/c1") is not None, method
+    for method in ("TRACE", "CONNECT", "BREW"):
+        assert table.match(method, "/v1/carts/c1") is None, method
+
+
+def test_a_target_that_is_no_url_is_a_bad_request() -> None:
+    status, _, body = gateway(Recorder()).handle("GET", "http://[::1/v1/health", {}, b"")
+    assert (status, json.loads(body)) == (400, {"message": "Bad Request"})
+
+
+# -- the HTTP handler ------------------------------------------------------------------
+
+
+class _Unclosable(io.BytesIO):
+    """The answers, read one after another: http.client closes its stream after each
+    answer that ends the connection or has no body."""
+
+    def close(self) -> None:
+        return
+
+
+class _Replay:
+    def __init__(self, data: bytes) -> None:
+        self.stream = _Unclosable(data)
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return self.stream
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class _BrokenPipe(io.BytesIO):
+    def write(self, data: Any) -> int:
+        raise BrokenPipeError("the client went away")
+
+
+def serve(raw: bytes, gateway: Gateway, *, wfile: io.BytesIO | None = None) -> bytes:
+    """What the local API's handler writes back for `raw`, sent on one connection."""
+    handler_class = handler_for(gateway)
+    handler = handler_class.__new__(handler_class)  # no socket: the streams are set here
+    handler.rfile = io.BytesIO(raw)
+    handler.wfile = wfile if wfile is not None else io.BytesIO()
+    handler.client_address = ("127.0.0.1", 0)
+    handler.handle()
+    return handler.wfile.getvalue()
+
+
+def answers(written: bytes, *methods: str) -> list[Answer]:
+    """The answers in `written`, one per request method; nothing may follow them."""
+    replay = _Replay(written)
+    parsed = []
+    for method in methods:
+        response = http.client.HTTPResponse(replay, method=method)  # type: ignore[arg-type]
+        response.begin()
+        parsed.append(Answer(response.status, dict(response.getheaders()), response.read()))
+    assert replay.stream.read() == b""
+    return parsed
+
+
+def request(method: str, target: str, *headers: str, body: bytes = b"") -> bytes:
+    head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+HEALTH = request("GET", "/v1/health")
+ECHO_ROUTES: list[RouteLike] = [*ROUTES, Route("POST", "/v1/echo", "echo", api_key_required=False)]
+
+
+def echo_gateway(recorder: Recorder) -> Gateway:
+    return Gateway(ECHO_ROUTES, recorder, api_key=KEY)
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("TRACE", "/v1/health"),
+        ("PATCH", "/v1/health"),
+        ("CONNECT", "example.com:443"),
+        ("OPTIONS", "*"),
+        ("BREW", "/v1/health"),
+        ("M-SEARCH", "/v1/health"),
+    ],
+)
+def test_every_method_is_answered_as_api_gateway_does_not_with_501(
+    method: str, target: str
+) -> None:
+    recorder = Recorder()
+    written = serve(request(method, target) + HEALTH, gateway(recorder))
+    refused, health = answers(written, method, "GET")
+    assert (refused.status, refused.json()) == (403, {"message": "Missing Authentication Token"})
+    assert refused.headers["Content-Type"] == "application/json"
+    # The connection stays usable: the next request on it is served.
+    assert health.status == 200
+    assert [name for name, _ in recorder.calls] == ["health"]
+
+
+def test_a_head_answer_has_headers_and_no_body() -> None:
+    routes: list[RouteLike] = [Route("HEAD", "/v1/health", "health", api_key_required=False)]
+    written = serve(
+        request("HEAD", "/v1/health") + HEALTH, Gateway(routes, Recorder(), api_key=None)
+    )
+    head, missing_get = answers(written, "HEAD", "GET")
+    assert (head.status, head.headers["Content-Length"], head.body) == (200, "12", b"")
+    assert missing_get.status == 403
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        (b"GARBAGE\r\n", 400),
+        (b"GET /v1/health HTTP/9.9\r\n", 505),
+        (b"GET /v1/health HTTP/one\r\n", 400),
+        (b"\x16\x03\x01\x02\x00\x01\r\n", 400),  # a TLS hello sent to plain HTTP
+    ],
+)
+def test_a_malformed_request_line_is_answered_and_ends_the_connection(
+    line: bytes, status: int
+) -> None:
+    recorder = Recorder()
+    written = serve(line + b"\r\n" + HEALTH, gateway(recorder))
+    (refused,) = answers(written, "GET")
+    assert (refused.status, refused.headers["Connection"]) == (status, "close")
+    assert recorder.calls == []
+
+
+def test_a_request_line_too_long_is_refused() -> None:
+    written = serve(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", gateway(Recorder()))
+    assert answers(written, "GET")[0].status == 414
+
+
+BAD_REQUEST = (400, "Bad Request")
+TOO_LONG = (413, "Request Too Long")
+CHUNKED = "Transfer-Encoding: chunked"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "refusal"),
+    [
+        *[((f"Content-Length: {n}",), b"{}", BAD_REQUEST) for n in ["abc", "-1", "1_0", "+5"]],
+        (("Content-Length: 0x10",), b"{}", BAD_REQUEST),
+        (("Content-Length: \u00b2",), b"{}", BAD_REQUEST),  # a digit, but not a decimal one
+        (("Content-Length: 2", "Content-Length: 4"), b"{}{}", BAD_REQUEST),
+        ((f"Content-Length: {MAX_BODY_BYTES + 1}",), b"", TOO_LONG),  # refused unread
+        (("Content-Length: 10",), b"{}", BAD_REQUEST),  # the client sent less, then closed
+        ((CHUNKED,), b"zz\r\n{}\r\n0\r\n\r\n", BAD_REQUEST),
+        ((CHUNKED,), b"2\r\n{}XX0\r\n\r\n", BAD_REQUEST),
+        ((CHUNKED,), b"10\r\n{}", BAD_REQUEST),
+        ((CHUNKED,), f"{MAX_BODY_BYTES + 1:x}\r\n".encode(), TOO_LONG),
+    ],
+)
+def test_a_body_that_cannot_be_read_as_declared_is_refused_and_ends_the_connection(
+    headers: tuple[str, ...], body: bytes, refusal: tuple[int, str]
+) -> None:
+    recorder = Recorder()
+    raw = request("POST", "/v1/echo", *headers, body=body)
+    (refused,) = answers(serve(raw, echo_gateway(recorder)), "POST")
+    status, message = refusal
+    assert (refused.status, refused.json()) == (status, {"message": message})
+    # What is left of the body cannot be told from a next request.
+    assert refused.headers["Connection"] == "close"
+    assert recorder.calls == []
+
+
+def test_bytes_beyond_the_declared_length_are_the_next_request() -> None:
+    recorder = Recorder()
+    raw = request("POST", "/v1/echo", "Content-Length: 2", body=b"{}TRAILING JUNK")
+    served, junk = answers(serve(raw, echo_gateway(recorder)), "POST", "GET")
+    assert served.status == 200
+    assert recorder.calls[0][1]["body"] == "{}"
+    assert (junk.status, junk.headers["Connection"]) == (400, "close")
+
+
+def test_a_chunked_body_reaches_the_function_whole() -> None:
+    recorder = Recorder()
+    chunks = b'4\r\n{"a"\r\n5;ext=1\r\n: 1}\n\r\n0\r\nX-Trailer: t\r\n\r\n'
+    raw = request("POST", "/v1/echo", "Transfer-Encoding: chunked", body=chunks)
+    written = serve(raw + HEALTH, echo_gateway(recorder))
+    assert [answer.status for answer in answers(written, "POST", "GET")] == [200, 200]
+    assert recorder.calls[0][1]["body"] == '{"a": 1}\n'
+
+
+def test_a_fault_of_the_local_cloud_is_an_internal_server_error() -> None:
+    def broken(name: str, event: dict[str, Any]) -> InvocationResult:
+        raise LookupError(f"no function {name}")
+
+    written = serve(HEALTH + HEALTH, Gateway(ROUTES, broken, api_key=KEY))
+    for answer in answers(written, "GET", "GET"):
+        assert (answer.status, answer.json()) == (500, {"message": "Internal server error"})
+
+
+def test_a_client_that_went_away_ends_only_its_connection() -> None:
+    recorder = Recorder()
+    assert serve(HEALTH + HEALTH, gateway(recorder), wfile=_BrokenPipe()) == b""
+    assert len(recorder.calls) == 1

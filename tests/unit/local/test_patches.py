@@ -25,6 +25,12 @@ from moto.sqs.models import Queue
 from infra.local import patches
 from infra.local.environment import install_overlay, uninstall_overlay
 from infra.local.lambdas import LambdaRuntime
+from infra.local.patches import (
+    dynamodb_transactions,
+    registry,
+    s3_delete_notifications,
+    transaction_tokens,
+)
 from infra.local.server import SerialGate
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,7 +48,7 @@ RUNTIME_ENV = {
 def test_every_patch_still_fits_the_installed_moto() -> None:
     problems = patches.verify()
     assert problems == [], (
-        "moto changed under infra/local/patches.py; the local cloud would not run the "
+        "moto changed under infra/local/patches/; the local cloud would not run the "
         "real handlers (or SQS/Step Functions would misbehave). Fix each patch, re-run "
         "the integration tests, then update PINNED_MOTO_VERSION:\n- " + "\n- ".join(problems)
     )
@@ -97,9 +103,9 @@ def test_apply_and_revert_restore_moto() -> None:
         second = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
         patches.apply(first)
         assert LambdaFunction._invoke_lambda is not original_invoke
-        assert DynamoDBBackend.transact_write_items is patches._transact_write_items
-        assert DynamoHandler.transact_write_items is patches._transact_write_items_once
-        assert S3Backend.delete_object is patches._delete_object
+        assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
+        assert DynamoHandler.transact_write_items is transaction_tokens._transact_write_items_once
+        assert S3Backend.delete_object is s3_delete_notifications._delete_object
         assert patches.verify() == []  # checks the originals while patched
         patches.apply(second)
         assert patches.active_runtime() is second
@@ -120,9 +126,9 @@ def test_apply_and_revert_restore_moto() -> None:
 def test_a_patch_installed_for_good_while_applied_outlives_revert(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    moto_own = patches._original(DynamoDBBackend, "transact_write_items")
-    moto_handler = patches._original(DynamoHandler, "transact_write_items")
-    monkeypatch.setattr(patches, "_lasting", [])
+    moto_own = registry.original(DynamoDBBackend, "transact_write_items")
+    moto_handler = registry.original(DynamoHandler, "transact_write_items")
+    monkeypatch.setattr(registry, "_lasting", [])
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", moto_own)
     monkeypatch.setattr(DynamoHandler, "transact_write_items", moto_handler)
     install_overlay()
@@ -132,8 +138,8 @@ def test_a_patch_installed_for_good_while_applied_outlives_revert(
         patches.revert()
     finally:
         uninstall_overlay()
-    assert DynamoDBBackend.transact_write_items is patches._transact_write_items
-    assert patches._original(DynamoDBBackend, "transact_write_items") is moto_own
+    assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
+    assert registry.original(DynamoDBBackend, "transact_write_items") is moto_own
     # Only the cost patch is installed for good; the token patch is the local cloud's.
     assert DynamoHandler.transact_write_items is moto_handler
 
@@ -265,7 +271,7 @@ def test_a_delete_marker_reaches_a_lambda_and_transactions_are_patched(
     s3.delete_object(Bucket="patches-versioned", Key="in/a.csv")
     event = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
     assert event["Records"][0]["eventName"] == "ObjectRemoved:DeleteMarkerCreated"
-    assert DynamoDBBackend.transact_write_items is patches._transact_write_items
+    assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
 
 
 @mock_aws

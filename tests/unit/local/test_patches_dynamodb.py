@@ -20,6 +20,7 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 from infra.local import patches
+from infra.local.patches import dynamodb_transactions, registry
 from infra.local.server import DEFAULT_ACCOUNT_ID
 
 REGION = "ap-northeast-1"
@@ -33,10 +34,10 @@ SESSION = boto3.session.Session(region_name=REGION)
 @contextmanager
 def transactions(*, patched: bool) -> Iterator[None]:
     """moto's TransactWriteItems, or the patched one, for this block only."""
-    moto_own = patches._original(DynamoDBBackend, "transact_write_items")
+    moto_own = registry.original(DynamoDBBackend, "transact_write_items")
     with pytest.MonkeyPatch.context() as monkeypatch:
         # Whatever an earlier test installed for the rest of the process is set aside.
-        monkeypatch.setattr(patches, "_lasting", [])
+        monkeypatch.setattr(registry, "_lasting", [])
         monkeypatch.setattr(DynamoDBBackend, "transact_write_items", moto_own)
         if patched:
             patches.patch_dynamodb_transactions()
@@ -309,8 +310,8 @@ def test_the_patch_is_installed_once_and_kept_for_the_process() -> None:
         moto_own = DynamoDBBackend.transact_write_items
         patches.patch_dynamodb_transactions()
         patches.patch_dynamodb_transactions()
-        assert DynamoDBBackend.transact_write_items is patches._transact_write_items
-        assert patches._lasting == [(DynamoDBBackend, "transact_write_items", moto_own)]
+        assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
+        assert registry._lasting == [(DynamoDBBackend, "transact_write_items", moto_own)]
         assert patches.verify() == []  # checks moto's own while patched
     assert DynamoDBBackend.transact_write_items is before
 

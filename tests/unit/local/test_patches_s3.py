@@ -18,6 +18,7 @@ from moto import mock_aws
 from moto.s3.models import S3Backend
 
 from infra.local import patches
+from infra.local.patches import registry, s3_delete_notifications
 
 REGION = "ap-northeast-1"
 KEY = "campaigns/spring.json"
@@ -26,10 +27,10 @@ KEY = "campaigns/spring.json"
 @contextmanager
 def delete_notifications(*, patched: bool) -> Iterator[None]:
     """moto's DeleteObject, or the patched one, for this block only."""
-    moto_own = patches._original(S3Backend, "delete_object")
+    moto_own = registry.original(S3Backend, "delete_object")
     with pytest.MonkeyPatch.context() as monkeypatch:
         # Whatever an earlier test installed for the rest of the process is set aside.
-        monkeypatch.setattr(patches, "_lasting", [])
+        monkeypatch.setattr(registry, "_lasting", [])
         monkeypatch.setattr(S3Backend, "delete_object", moto_own)
         if patched:
             patches.patch_s3_delete_notifications()
@@ -201,8 +202,8 @@ def test_the_patch_is_installed_once_and_kept_for_the_process() -> None:
         moto_own = S3Backend.delete_object
         patches.patch_s3_delete_notifications()
         patches.patch_s3_delete_notifications()
-        assert S3Backend.delete_object is patches._delete_object
-        assert patches._lasting == [(S3Backend, "delete_object", moto_own)]
+        assert S3Backend.delete_object is s3_delete_notifications._delete_object
+        assert registry._lasting == [(S3Backend, "delete_object", moto_own)]
         assert patches.verify() == []  # checks moto's own while patched
     assert S3Backend.delete_object is before
 
