@@ -6,11 +6,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The CDK CLI pinned in package-lock.json (2.x: npm's `latest` cannot read aws-cdk-lib
+# 2.275's cloud assembly); reinstalled whenever the lock changes, like the venv.
+NODE_INSTALLED := node_modules/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
+CDK := node_modules/.bin/cdk
+# The app is cdk.json's "app"; CDK_ARGS passes more flags, e.g. CDK_ARGS=--force to destroy.
+CDK_ARGS ?=
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
+# The pinned CLI is the one we want: no nagging to upgrade it, no usage data sent.
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help setup lint format typecheck test synth bench contracts run demo clean
+.PHONY: help setup node lint format typecheck test synth bench contracts run demo clean \
+	aws-credentials bootstrap diff deploy destroy
 
 help:
 	@echo "make demo       run a whole campaign on the local cloud"
@@ -19,6 +29,10 @@ help:
 	@echo "make synth      synthesize the CDK app into cdk.out/"
 	@echo "make bench      measure and record benchmark figures"
 	@echo "make contracts  regenerate events/*.schema.json and events/openapi.json"
+	@echo "make bootstrap  once per account and region: the CDK's staging bucket and roles"
+	@echo "make diff       what make deploy would change in the AWS account (AWS_PROFILE)"
+	@echo "make deploy     the stack into the AWS account, with the pinned CDK CLI"
+	@echo "make destroy    delete the deployed stack (buckets and some resources are kept)"
 
 # The venv is rebuilt whenever pyproject.toml changes (the stamp carries its hash).
 $(INSTALLED): pyproject.toml
@@ -29,6 +43,12 @@ $(INSTALLED): pyproject.toml
 	@touch $@
 
 setup: $(INSTALLED)
+
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node: $(NODE_INSTALLED)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -41,7 +61,8 @@ format: setup
 typecheck: setup
 	$(BIN)/mypy functions infra cli tests
 
-test: lint typecheck
+# node: tests/infra/test_cdk_cli.py synthesizes through the pinned CLI.
+test: lint typecheck node
 	$(BIN)/python -m infra.build
 	$(BIN)/pytest -q tests
 
@@ -64,6 +85,26 @@ run: setup
 
 demo: setup
 	$(BIN)/python -m infra.local.demo
+
+# Credentials first, so a shell without them fails in a second, before npm or a synth.
+aws-credentials: setup
+	@$(BIN)/python -m cli.aws make $(or $(filter bootstrap diff deploy destroy,$(MAKECMDGOALS)),aws-credentials)
+
+bootstrap: aws-credentials node
+	$(CDK) bootstrap $(CDK_ARGS)
+
+# The layer is pip-installed for the runtime and architecture the functions declare
+# (infra/build.py: manylinux2014_aarch64, CPython 3.12) whatever machine runs this.
+diff: aws-credentials node
+	$(BIN)/python -m infra.build
+	$(CDK) diff $(CDK_ARGS)
+
+deploy: aws-credentials node
+	$(BIN)/python -m infra.build
+	$(CDK) deploy --all $(CDK_ARGS)
+
+destroy: aws-credentials node
+	$(CDK) destroy --all $(CDK_ARGS)
 
 clean:
 	rm -rf cdk.out .build .local .mypy_cache .pytest_cache .ruff_cache

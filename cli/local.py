@@ -9,7 +9,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-OUTPUTS = Path(__file__).resolve().parent.parent / ".local" / "outputs.json"
+from cli.target import LOCAL_OUTPUTS
+
+OUTPUTS = LOCAL_OUTPUTS
 _DURATION = re.compile(r"^(-?\d+)([smhd])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -26,11 +28,22 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
-def control(method: str, path: str, body: Any = None, *, outputs: Path | None = None) -> Any:
-    outputs = outputs or OUTPUTS
-    if not outputs.exists():
-        raise LocalCloudUnavailable(f"{outputs} not found: start the local cloud with `make run`")
-    api_url = json.loads(outputs.read_text())["ApiUrl"]
+def control(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    outputs: Path | None = None,
+    api_url: str | None = None,
+) -> Any:
+    """Call the local cloud's control plane at `api_url`, else the ApiUrl in `outputs`."""
+    if api_url is None:
+        outputs = outputs or OUTPUTS
+        if not outputs.exists():
+            raise LocalCloudUnavailable(
+                f"{outputs} not found: start the local cloud with `make run`"
+            )
+        api_url = json.loads(outputs.read_text())["ApiUrl"]
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(f"{api_url}/_local/{path}", data=data, method=method)  # noqa: S310
     try:

@@ -40,29 +40,77 @@ def _campaigns(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
+    import cli.local
     from cli.local import LocalCloudUnavailable, control, parse_duration
+    from cli.target import TargetUnavailable, announce, local_target, requested_target
 
     try:
+        if requested_target(getattr(args, "target", None)) == "aws":
+            raise TargetUnavailable(
+                "`rebates local` drives the local cloud only (not --target aws)"
+            )
+        # Read at call time so tests (and tools) can point it at another outputs file.
+        target = local_target(cli.local.OUTPUTS)
+        announce(target)
         if args.action == "fire":
-            result = control("POST", f"fire/{args.name}")
+            result = control("POST", f"fire/{args.name}", api_url=target.api_url)
         elif args.advance is not None:
-            result = control("POST", "clock", {"advanceSeconds": parse_duration(args.advance)})
+            body = {"advanceSeconds": parse_duration(args.advance)}
+            result = control("POST", "clock", body, api_url=target.api_url)
         elif args.offset is not None:
-            result = control("POST", "clock", {"offsetSeconds": parse_duration(args.offset)})
+            body = {"offsetSeconds": parse_duration(args.offset)}
+            result = control("POST", "clock", body, api_url=target.api_url)
         else:
-            result = control("GET", "clock")
-    except (LocalCloudUnavailable, ValueError) as error:
+            result = control("GET", "clock", api_url=target.api_url)
+    except (LocalCloudUnavailable, TargetUnavailable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0
 
 
+def _outputs(args: argparse.Namespace) -> int:
+    from cli.target import TargetUnavailable, from_args
+
+    try:
+        target = from_args(args)
+        if args.name == "ApiKey":
+            # In AWS the key is never an output (DESIGN): read it from API Gateway.
+            print(target.api_key())
+        elif args.name is not None:
+            print(target.output(args.name))
+        else:
+            print(json.dumps(dict(target.outputs), indent=2, sort_keys=True))
+    except TargetUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _target_options(*, top_level: bool) -> argparse.ArgumentParser:
+    """`--target`, accepted before or after the subcommand.
+
+    Below the top level the default is SUPPRESS, so a subcommand that is not given
+    the flag keeps the top-level value instead of overwriting it with None.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--target",
+        choices=["local", "aws"],
+        default=None if top_level else argparse.SUPPRESS,
+        help="the local cloud (.local/outputs.json) or the stack deployed in AWS "
+        "(default: $REBATES_TARGET, else local when it answers, else AWS)",
+    )
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rebates",
         description="Rebates: e-commerce reward campaigns, from the command line.",
+        parents=[_target_options(top_level=True)],
     )
+    target = _target_options(top_level=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     contracts = commands.add_parser(
@@ -79,12 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", metavar="FILE", help="the campaign file, e.g. spring.yaml")
     campaigns.set_defaults(run=_campaigns)
 
-    local = commands.add_parser("local", help="drive the running local cloud (make run)")
+    outputs = commands.add_parser(
+        "outputs",
+        parents=[target],
+        help="print the stack outputs of the target (one value with NAME; ApiKey for the key)",
+    )
+    outputs.add_argument("name", nargs="?", metavar="NAME", help="e.g. ApiUrl, ApiKey")
+    outputs.set_defaults(run=_outputs)
+
+    local = commands.add_parser(
+        "local", parents=[target], help="drive the running local cloud (make run)"
+    )
     local_actions = local.add_subparsers(dest="action", metavar="ACTION", required=True)
-    fire = local_actions.add_parser("fire", help="fire a scheduled rule now (moto fires none)")
+    fire = local_actions.add_parser(
+        "fire", parents=[target], help="fire a scheduled rule now (moto fires none)"
+    )
     fire.add_argument("name", help="the rule's name or logical id")
     clock = local_actions.add_parser(
-        "clock", help="show or move the clock the handlers see (e.g. --advance 3d)"
+        "clock",
+        parents=[target],
+        help="show or move the clock the handlers see (e.g. --advance 3d)",
     )
     moves = clock.add_mutually_exclusive_group()
     moves.add_argument("--advance", metavar="DURATION", help="move it forward, e.g. 3d, 2h")
