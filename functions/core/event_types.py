@@ -10,7 +10,9 @@ Conventions, so that every consumer can rely on them:
 - JSON field names are camelCase, and so are the attribute names: one spelling in code,
   samples, rule patterns and logs, with no alias to keep in sync.
 - Every detail carries `eventId` (stable across publish retries, so consumers dedupe on
-  it) and `occurredAt` (when the fact happened, UTC), then the ids it concerns.
+  it), `occurredAt` (when the fact happened, UTC) and `correlationId` (what caused it,
+  for log search; never part of the fact, so never part of a derived `eventId`), then
+  the ids it concerns.
 - Amounts are `Money` objects. What a detail moves is never negative (the detail-type
   says the direction); only balances can be.
 - Details carry facts and ids, never display text: reasons are snake_case codes and
@@ -86,6 +88,9 @@ class EventDetail(_Fields):
     eventId: Id = Field(default_factory=lambda: new_id("evt"))
     """Unique per fact; a replay or publish retry carries the same id, so dedupe on it."""
     occurredAt: Instant = Field(default_factory=utc_now)
+    correlationId: Id | None = None
+    """What caused it, for tracing across functions: the API request id or the id of the
+    event or record being handled; stamped by the publisher, null when nothing did."""
 
 
 # One base per producing domain: the source is a property of the domain, not of each type.

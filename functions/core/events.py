@@ -13,6 +13,10 @@ Delivery is at least once. `PutEvents` can accept part of a batch; the failed en
 alone are retried a few times and, if some still fail, `EventPublishError` names them.
 A caller that retries the whole `publish` resends the same `eventId`s, which consumers
 dedupe on, so nothing is ever dropped silently and a duplicate is harmless.
+
+Correlation: a detail published without a `correlationId` gets the one of what the
+publishing function is handling now (`functions.core.observability`: the API request,
+or the record inside `correlated`), so the consumers' log lines carry it on.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from botocore.config import Config
 
 import functions
 from functions.core.event_types import EventDetail
-from functions.core.observability import logger
+from functions.core.observability import current_correlation_id, logger
 
 # The Lambda asset ships `events/` beside `functions/`, as the repository has it.
 EVENTS_DIR: Final = Path(functions.__file__).resolve().parent.parent / "events"
@@ -42,6 +46,8 @@ SAMPLE_SUFFIX: Final = ".sample.json"
 MAX_ENTRIES_PER_REQUEST: Final = 10
 MAX_REQUEST_BYTES: Final = 256 * 1024
 _TIME_BYTES: Final = 14
+# The `Id` bound of `EventDetail.correlationId` in the committed schemas.
+MAX_CORRELATION_ID_CHARS: Final = 256
 
 DetailT = TypeVar("DetailT", bound=EventDetail)
 
@@ -124,6 +130,18 @@ class DetailSchemas:
 _default_schemas = DetailSchemas()
 
 
+def with_correlation(detail: DetailT) -> DetailT:
+    """`detail` with the current correlation id, unless it carries one already."""
+    correlation_id = current_correlation_id()
+    if detail.correlationId is not None or correlation_id is None:
+        return detail
+    if len(correlation_id) > MAX_CORRELATION_ID_CHARS:
+        # An id that breaks the schema would fail the publish: the event matters more.
+        logger.warning("correlation id too long to publish", extra={"length": len(correlation_id)})
+        return detail
+    return detail.model_copy(update={"correlationId": correlation_id})
+
+
 class EventPublisher(Protocol):
     """Where logic functions send their domain events."""
 
@@ -177,7 +195,7 @@ class EventBridgePublisher:
 
     def publish(self, *details: EventDetail) -> None:
         # Validate everything first: a bad detail must not leave half a batch published.
-        entries = [self._entry(detail) for detail in details]
+        entries = [self._entry(with_correlation(detail)) for detail in details]
         failures: list[FailedEntry] = []
         # Later batches are still sent when one fails: as much as possible arrives now,
         # and the error lists exactly what did not.
@@ -249,9 +267,10 @@ class InMemoryPublisher:
         self.published: list[EventDetail] = []
 
     def publish(self, *details: EventDetail) -> None:
-        for detail in details:
+        stamped = [with_correlation(detail) for detail in details]
+        for detail in stamped:
             self._schemas.to_json(detail)
-        self.published.extend(details)
+        self.published.extend(stamped)
 
     def of_type(self, model: type[DetailT]) -> list[DetailT]:
         """The published details of one type, in publishing order."""

@@ -1,10 +1,26 @@
-"""Logger, Metrics and Tracer, made once for every handler in the container.
+"""Logging, metrics and tracing, set up once for every handler in the container.
 
-Powertools reads the service name and metrics namespace from the function's
-environment (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE), so the same
-objects serve every domain. `instrumented` applies them to a handler in the one order
-used everywhere: the logger wraps everything so that even a failure to flush metrics
-is logged with the Lambda context attached.
+`instrumented` is the only decorator a handler needs. Per invocation it:
+
+- stamps every log line with the Lambda context, the function's service and a
+  correlation id (`correlation_id_for`: API Gateway's request id, the event's id for
+  EventBridge, S3, queue and stream records, else the Lambda request id);
+- collects the invocation's metrics and flushes them as CloudWatch EMF lines when it
+  returns (or fails), through the named `record_*` functions below, so each metric's
+  name, unit and dimensions are defined here once (docs/operations.md lists them);
+- traces with the X-Ray SDK when detailed tracing is on.
+
+Batch consumers wrap each record in `correlated(record)`, so a record's lines, and the
+events published while handling it, carry that record's id.
+
+Why not Powertools' own decorators. In AWS one process serves one invocation at a time,
+but the local cloud runs several functions in one process on threads. Powertools'
+`Logger.append_keys` (which `inject_lambda_context` and `set_correlation_id` use) writes
+to the formatter's shared keys, and `Metrics` keeps one class-level metric set for every
+instance: concurrent invocations would log each other's request and correlation ids and
+flush each other's metrics, under the wrong service. So the invocation's log keys go
+through the formatter's thread-local keys (`thread_safe_append_keys`, a ContextVar), and
+its metrics into a set of its own, held in a ContextVar too.
 
 Tracing: Lambda's active tracing (set on every function by the stack) records each
 invocation in X-Ray without any SDK. The Powertools Tracer adds subsegments for every
@@ -17,19 +33,38 @@ is the SDK imported.
 from __future__ import annotations
 
 import functools
+import json
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.lambda_context import build_lambda_context_model
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 logger = Logger()
-metrics = Metrics()
 
-DETAILED_TRACING_ENV = "REBATES_DETAILED_TRACING"
+DETAILED_TRACING_ENV: Final = "REBATES_DETAILED_TRACING"
+SERVICE_ENV: Final = "POWERTOOLS_SERVICE_NAME"
+NAMESPACE_ENV: Final = "POWERTOOLS_METRICS_NAMESPACE"
+# The stack sets POWERTOOLS_METRICS_NAMESPACE to this for every function; tests and tools
+# that run a handler without it still emit under the same namespace.
+METRICS_NAMESPACE: Final = "Rebates"
+CORRELATION_ID_KEY: Final = "correlation_id"
+SERVICE_DIMENSION: Final = "service"
 
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
@@ -46,41 +81,317 @@ def get_tracer() -> Tracer:
     return Tracer()
 
 
+# -- correlation ids ----------------------------------------------------------------------
+
+
+def correlation_id_for(event: Any, context: Any = None) -> str | None:
+    """The id that ties this invocation's log lines to what caused it.
+
+    An API Gateway proxy event: its `requestContext.requestId` (API Gateway logs it too).
+    An EventBridge event: `record_correlation_id` of it. A batch of one record (S3
+    notifications usually are): that record's. Otherwise, and for a batch of several
+    records (each gets its own through `correlated`): the Lambda request id.
+    """
+    if isinstance(event, Mapping):
+        request_id = _text(_get(event, "requestContext", "requestId"))
+        if request_id:
+            return request_id
+        if "detail-type" in event:
+            return record_correlation_id(event) or _lambda_request_id(context)
+        records = event.get("Records")
+        if isinstance(records, list) and len(records) == 1:
+            return record_correlation_id(records[0]) or _lambda_request_id(context)
+    return _lambda_request_id(context)
+
+
+def record_correlation_id(record: Any) -> str | None:
+    """The correlation id one record (or EventBridge event) carries, if any.
+
+    - an EventBridge event, or an SQS message whose body is one (a rule's queue target):
+      the detail's `correlationId` when its producer stamped one, so a chain of
+      consumers logs under the id of the request that started it; else the detail's
+      `eventId`, else the envelope's `id`;
+    - another SQS message: its `messageId`; SNS: the message's `MessageId`;
+    - S3: the request id of the S3 call that caused it (`x-amz-request-id`, which S3's
+      access logs and CloudTrail record too);
+    - DynamoDB and Kinesis stream records: `eventID`.
+
+    `record` is the record as Lambda delivers it, or a Powertools data class of it.
+    """
+    raw = getattr(record, "raw_event", record)
+    if not isinstance(raw, Mapping):
+        return None
+    if "detail-type" in raw:
+        return _envelope_correlation_id(raw)
+    source = raw.get("eventSource") or raw.get("EventSource")
+    read = _RECORD_IDS.get(source) if isinstance(source, str) else None
+    return read(raw) if read is not None else None
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of what this thread is handling now (None outside a handler)."""
+    return _text(logger.thread_safe_get_current_keys().get(CORRELATION_ID_KEY))
+
+
+@contextmanager
+def correlated(record: Any) -> Iterator[str | None]:
+    """Within the block, log lines and published events carry `record`'s correlation id.
+
+    For batch consumers, around the handling of each record; a record without an id
+    keeps the invocation's. The invocation's id is back after the block.
+    """
+    correlation_id = record_correlation_id(record)
+    previous = current_correlation_id()
+    if correlation_id:
+        logger.thread_safe_append_keys(**{CORRELATION_ID_KEY: correlation_id})
+    try:
+        yield correlation_id or previous
+    finally:
+        logger.thread_safe_append_keys(**{CORRELATION_ID_KEY: previous})
+
+
+def _envelope_correlation_id(envelope: Mapping[str, Any]) -> str | None:
+    detail = envelope.get("detail")
+    if isinstance(detail, Mapping):
+        for key in ("correlationId", "eventId"):
+            found = _text(detail.get(key))
+            if found:
+                return found
+    return _text(envelope.get("id"))
+
+
+def _sqs_correlation_id(message: Mapping[str, Any]) -> str | None:
+    envelope = _json_object(message.get("body"))
+    if envelope is not None and "detail-type" in envelope:
+        return _envelope_correlation_id(envelope)
+    return _text(message.get("messageId"))
+
+
+def _stream_record_id(record: Mapping[str, Any]) -> str | None:
+    return _text(record.get("eventID"))
+
+
+def _lambda_request_id(context: Any) -> str | None:
+    return _text(getattr(context, "aws_request_id", None))
+
+
+def _get(mapping: Mapping[str, Any], *path: str) -> Any:
+    value: Any = mapping
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    if not isinstance(text, str) or not text.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+# Record `eventSource` -> the correlation id of such a record.
+_RECORD_IDS: Final[dict[str, Callable[[Mapping[str, Any]], str | None]]] = {
+    "aws:sqs": _sqs_correlation_id,
+    "aws:sns": lambda record: _text(_get(record, "Sns", "MessageId")),
+    "aws:s3": lambda record: _text(_get(record, "responseElements", "x-amz-request-id")),
+    "aws:dynamodb": _stream_record_id,
+    "aws:kinesis": _stream_record_id,
+}
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+class Metric(StrEnum):
+    """Every custom metric, in the `Rebates` namespace (docs/operations.md)."""
+
+    REDEMPTIONS = "Redemptions"
+    REFUSALS = "Refusals"
+    CODES_ISSUED = "CodesIssued"
+    CAMPAIGN_FILES_PUBLISHED = "CampaignFilesPublished"
+    CAMPAIGN_FILES_REJECTED = "CampaignFilesRejected"
+    OUTBOX_LAG = "OutboxLag"
+    OUTBOX_PUBLISH_FAILURES = "OutboxPublishFailures"
+
+
+def record_redemption(channel: str) -> None:
+    """A code was redeemed at checkout (`online` or `in_store`)."""
+    _record(Metric.REDEMPTIONS, MetricUnit.Count, 1, channel=channel)
+
+
+def record_refusal(route: str, reason: str) -> None:
+    """A request was refused for `reason` (an error code, e.g. `usage_limit_reached`) on
+    `route` (the route as declared, e.g. `POST /v1/redemptions`)."""
+    _record(Metric.REFUSALS, MetricUnit.Count, 1, route=route, reason=reason)
+
+
+def record_code_issued(mode: str) -> None:
+    """A code was handed to a customer (`unique` or `shared` mode)."""
+    _record(Metric.CODES_ISSUED, MetricUnit.Count, 1, mode=mode)
+
+
+def record_campaign_file_published() -> None:
+    """A campaign file's report says `published`."""
+    _record(Metric.CAMPAIGN_FILES_PUBLISHED, MetricUnit.Count, 1)
+
+
+def record_campaign_file_rejected() -> None:
+    """A campaign file's report says `rejected`."""
+    _record(Metric.CAMPAIGN_FILES_REJECTED, MetricUnit.Count, 1)
+
+
+def record_outbox_lag(milliseconds: float) -> None:
+    """How long after its commit a change's event was published."""
+    _record(Metric.OUTBOX_LAG, MetricUnit.Milliseconds, max(0.0, milliseconds))
+
+
+def record_outbox_failure() -> None:
+    """A stream record's event could not be published (this attempt)."""
+    _record(Metric.OUTBOX_PUBLISH_FAILURES, MetricUnit.Count, 1)
+
+
+Dimensions = tuple[tuple[str, str], ...]
+
+
+class InvocationMetrics:
+    """The metrics of one invocation: one EMF set per combination of dimensions.
+
+    EMF applies a blob's dimensions to every metric in it, so a metric with a
+    dimension of its own (a refusal's reason) needs a blob of its own; values of the
+    same metric and dimensions are aggregated into one line.
+    """
+
+    def __init__(self, namespace: str, service: str | None) -> None:
+        self.namespace = namespace
+        self.service = service
+        self._sets: dict[Dimensions, AmazonCloudWatchEMFProvider] = {}
+
+    def add(self, name: str, unit: MetricUnit, value: float, dimensions: Dimensions) -> None:
+        emf = self._sets.get(dimensions)
+        if emf is None:
+            emf = self._sets[dimensions] = AmazonCloudWatchEMFProvider(
+                namespace=self.namespace, service=self.service
+            )
+            for dimension, dimension_value in dimensions:
+                emf.add_dimension(name=dimension, value=dimension_value)
+        values = emf.metric_set.get(name, {}).get("Value", ())
+        # Powertools prints a full set itself (with print, outside our lock): flush first.
+        if len(values) + 1 >= MAX_METRICS:
+            _write(emf)
+        emf.add_metric(name=name, unit=unit, value=value)
+
+    def flush(self) -> None:
+        for emf in self._sets.values():
+            _write(emf)
+        self._sets.clear()
+
+
+_current_metrics: ContextVar[InvocationMetrics | None] = ContextVar(
+    "rebates_invocation_metrics", default=None
+)
+# One whole line per write: concurrent invocations (the local cloud) share stdout.
+_stdout_lock = threading.Lock()
+
+
+def _new_metrics() -> InvocationMetrics:
+    # Read per invocation: in the local cloud each function has its own environment.
+    return InvocationMetrics(
+        namespace=os.environ.get(NAMESPACE_ENV) or METRICS_NAMESPACE,
+        service=os.environ.get(SERVICE_ENV) or None,
+    )
+
+
+def _record(name: str, unit: MetricUnit, value: float, **dimensions: str) -> None:
+    key = tuple(sorted((dimension, str(v)) for dimension, v in dimensions.items()))
+    current = _current_metrics.get()
+    if current is not None:
+        current.add(name, unit, value, key)
+        return
+    # Outside an invocation (a script, a test of logic): emitted at once, never lost.
+    one_off = _new_metrics()
+    one_off.add(name, unit, value, key)
+    one_off.flush()
+
+
+def _write(emf: AmazonCloudWatchEMFProvider) -> None:
+    if emf.metric_set and not is_metrics_disabled():
+        line = json.dumps(emf.serialize_metric_set(), separators=(",", ":"))
+        with _stdout_lock:
+            sys.stdout.write(line + "\n")
+    emf.metric_set.clear()
+
+
+# -- the decorator --------------------------------------------------------------------------
+
+
 def instrumented(handler: HandlerT) -> HandlerT:
-    """Apply logging context, metrics flushing and (when enabled) tracing to a handler.
+    """Apply logging context, correlation id, metrics and (when enabled) tracing.
 
     The chain is assembled on the first invocation, when the environment is known.
     """
     chain: Callable[..., Any] | None = None
+    cold_start = True
 
     @functools.wraps(handler)
     def invoke(event: Any, context: Any) -> Any:
-        nonlocal chain
+        nonlocal chain, cold_start
         if chain is None:
-            inner: Callable[..., Any] = metrics.log_metrics(_with_service(handler))
-            if detailed_tracing_enabled():
-                inner = get_tracer().capture_lambda_handler(inner)
-            chain = logger.inject_lambda_context(inner, clear_state=True)
-        return chain(event, context)
+            chain = (
+                get_tracer().capture_lambda_handler(handler)
+                if detailed_tracing_enabled()
+                else handler
+            )
+        first, cold_start = cold_start, False
+        with _invocation(event, context, cold_start=first):
+            return chain(event, context)
 
     return cast(HandlerT, invoke)
 
 
-def _with_service(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Stamp every log line with this function's service.
+@contextmanager
+def _invocation(event: Any, context: Any, *, cold_start: bool) -> Iterator[None]:
+    """This thread's log keys and metric set for one invocation, restored afterwards.
 
-    Logger reads POWERTOOLS_SERVICE_NAME once, at import; in AWS that is this function's.
-    Where several functions share a process (the local cloud), it is re-read per call.
+    Restored rather than cleared, so that an invocation run inside another on one thread
+    (a handler calling another handler in-process) hands the outer one its keys back.
     """
-
-    @functools.wraps(handler)
-    def call(event: Any, context: Any) -> Any:
-        service = os.environ.get("POWERTOOLS_SERVICE_NAME")
-        if service:
-            logger.append_keys(service=service)
-        return handler(event, context)
-
-    return call
+    outer_keys = dict(logger.thread_safe_get_current_keys())
+    keys: dict[str, Any] = {
+        **build_lambda_context_model(context).__dict__,
+        "cold_start": cold_start,
+        CORRELATION_ID_KEY: correlation_id_for(event, context),
+    }
+    service = os.environ.get(SERVICE_ENV)
+    if service:
+        keys["service"] = service
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(**keys)
+    metrics = _new_metrics()
+    token = _current_metrics.set(metrics)
+    try:
+        yield
+    except Exception:
+        # The runtime reports the error too, but without the correlation id.
+        logger.exception("invocation failed")
+        raise
+    finally:
+        _current_metrics.reset(token)
+        try:
+            metrics.flush()
+        except Exception:
+            # The work is done (or has failed on its own): a metric must not fail it.
+            logger.exception("metrics not flushed")
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(**outer_keys)
 
 
 def traced(function: HandlerT) -> HandlerT:

@@ -21,6 +21,9 @@ Items are read back through their PynamoDB models (a stream image is the item in
 DynamoDB JSON the table stores, which ``Model.from_raw_data`` reads), so attribute names
 and types are declared in one place, `functions.offers.models`.
 
+`commit_age` says how long after its commit a record is handled: the outbox's lag, the
+metric that shows events falling behind the table.
+
 `STREAM_FILTERS` says the same three cases as Lambda event filter patterns, so the function
 is only invoked for them: bulk code generation writes 100,000 items nobody needs to hear
 about. `event_for` still decides on its own; a record the filters let through by mistake is
@@ -32,7 +35,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
 
 from functions.core.clock import instant_key
@@ -47,6 +50,7 @@ __all__ = [
     "STREAM_FILTERS",
     "OfferEvent",
     "OutboxRecordError",
+    "commit_age",
     "event_for",
 ]
 
@@ -126,6 +130,20 @@ def event_for(record: Mapping[str, Any]) -> OfferEvent | None:
         if before.status == REDEEMED and after.status == ROLLED_BACK:
             return _rolled_back(after)
     return None
+
+
+def commit_age(record: Mapping[str, Any], now: datetime) -> timedelta | None:
+    """How long before `now` the record's change was committed, if the record says.
+
+    DynamoDB stamps `ApproximateCreationDateTime` in epoch seconds (whole seconds on most
+    tables), so the age is exact to about a second; a clock ahead of `now` gives zero.
+    """
+    change = record.get("dynamodb")
+    created = change.get("ApproximateCreationDateTime") if isinstance(change, Mapping) else None
+    if not isinstance(created, int | float) or isinstance(created, bool):
+        return None
+    age = now - datetime.fromtimestamp(created, tz=UTC)
+    return max(age, timedelta(0))
 
 
 def _string_key(keys: Mapping[str, Any], name: str) -> str:

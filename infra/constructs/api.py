@@ -9,15 +9,20 @@ A later `/v2` is a sibling resource, not a new stage.
 
 Storefronts authenticate with an API key tied to a usage plan (throttling); every
 method requires the key except `GET /v1/health`. Operator routes use IAM (SigV4).
+
+Bad input is never a 5xx (DESIGN "HTTP API"), so any 5xx of the stage pages the
+operators: a handler crashed, timed out, or a function could not be invoked.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.alarms import ERROR_PERIOD
 from infra.constructs.platform import LOG_RETENTION, DomainFunction, Platform
 from infra.constructs.resources import acknowledge
 
@@ -88,6 +93,15 @@ class Api(Construct):
             "AwsSolutions-APIG3",
             "Server-to-server API behind per-key usage-plan throttling and a stage-wide "
             "ceiling; a WAF web ACL is an account-level edge decision outside this stack.",
+        )
+        self.server_error_alarm = platform.operators.alarm_above_zero(
+            self,
+            "ServerErrorAlarm",
+            metric=self.rest_api.deployment_stage.metric_server_error(
+                period=ERROR_PERIOD, statistic=cloudwatch.Stats.SUM
+            ),
+            description="The storefront API answered 5xx. Find the failed requests in the API "
+            "functions' logs (level ERROR), then each request's lines by its correlation id.",
         )
         self.validator = self.rest_api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True

@@ -11,22 +11,31 @@ table: it grants its two functions what each one calls on it.
 - The outbox function reads the campaigns table's stream, filtered to code issues and
   redemptions (`functions.offers.outbox.STREAM_FILTERS`), and publishes to the bus. It
   may not touch the table's items. Records that keep failing wait in its stream DLQ.
+
+Besides the alarms every consumer has (its errors, its DLQ), the outbox pages on its own
+`OutboxPublishFailures` metric: a record that fails does not fail the invocation (the
+batch reports it), so Lambda's Errors metric would not show it until every record fails.
 """
 
 from __future__ import annotations
 
+from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from functions.core.api import routes_of
+from functions.core.observability import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from functions.core.tables import CAMPAIGNS, IDEMPOTENCY
 from functions.offers.handlers import api as offers_api
 from functions.offers.outbox import STREAM_FILTERS
+from infra.constructs.alarms import ERROR_PERIOD
 from infra.constructs.api import Api
 from infra.constructs.platform import DomainFunction, Platform
 
 API_HANDLER = "functions.offers.handlers.api.handler"
 OUTBOX_HANDLER = "functions.offers.handlers.outbox.handler"
 API_MEMORY_MB = 512
+# The functions' POWERTOOLS_SERVICE_NAME: the `service` dimension of their metrics.
+DOMAIN = "offers"
 
 # The routes the offers API function serves, as its router declares them (the one source
 # the OpenAPI document is generated from too).
@@ -42,7 +51,7 @@ class Offers(Construct):
             self,
             "Api",
             platform=platform,
-            domain="offers",
+            domain=DOMAIN,
             handler=API_HANDLER,
             description="campaigns and offers, codes, redemptions and rollbacks",
             memory_size=API_MEMORY_MB,
@@ -55,7 +64,7 @@ class Offers(Construct):
             self,
             "Outbox",
             platform=platform,
-            domain="offers",
+            domain=DOMAIN,
             handler=OUTBOX_HANDLER,
             description="publishes code issues, redemptions and rollbacks from the table",
         )
@@ -63,6 +72,20 @@ class Offers(Construct):
             platform.table(CAMPAIGNS), filters=STREAM_FILTERS
         )
         platform.grant_put_events(self.outbox)
+        self.outbox_failures_alarm = platform.operators.alarm_above_zero(
+            self.outbox,
+            "PublishFailuresAlarm",
+            metric=cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=Metric.OUTBOX_PUBLISH_FAILURES.value,
+                dimensions_map={SERVICE_DIMENSION: DOMAIN},
+                statistic=cloudwatch.Stats.SUM,
+                period=ERROR_PERIOD,
+            ),
+            description="The offers outbox could not publish a change's event (EventBridge "
+            "refused it, or the item could not be read); Lambda retries the record, then "
+            "parks it in the outbox's DLQ. Read the error in the outbox's log.",
+        )
 
     def add_routes(self, api: Api) -> None:
         """Serve every offers route with the API function, each behind the API key."""

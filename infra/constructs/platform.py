@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -27,7 +28,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, Node
 
+from functions.core.observability import METRICS_NAMESPACE
 from functions.core.tables import IDEMPOTENCY, TableSpec
+from infra.constructs.alarms import ERROR_PERIOD, Operators
 from infra.constructs.resources import (
     QueueWithDlq,
     acknowledge,
@@ -40,7 +43,6 @@ from infra.constructs.resources import (
 
 EVENT_BUS_NAME = "rebates"  # DESIGN: the public contract names the bus
 EVENT_SOURCE_PREFIX = "rebates."  # DESIGN: sources are rebates.<domain>
-METRICS_NAMESPACE = "Rebates"
 # The layer's compiled wheels (pydantic_core, wrapt) are built for exactly this pair
 # (infra/build.py): change them together.
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -128,6 +130,8 @@ class Platform(Construct):
             description="Rebates: encrypts SNS topics",
             enable_key_rotation=True,
         )
+        # Every alarm of the stack notifies this topic (infra/constructs/alarms.py).
+        self.operators = Operators(self, "Operators", key=self.key)
         self.code = lambda_.Code.from_asset(str(code_dir))
         self.layer = lambda_.LayerVersion(
             self,
@@ -192,7 +196,7 @@ class Platform(Construct):
 
         The rule matches every `rebates.*` source, narrowed to `detail_types` when given.
         """
-        consumer = QueueWithDlq(scope, id)
+        consumer = QueueWithDlq(scope, id, operators=self.operators)
         events.Rule(
             consumer,
             "Rule",
@@ -225,6 +229,11 @@ class DomainFunction(Construct):
 
     Event sources go through `consume_queue` / `consume_stream` / `consume_table_stream`,
     which set partial batch failures and a DLQ, so a poison message is parked, not lost.
+
+    An event-driven function (asynchronously invoked, or consuming a queue or stream)
+    pages the operators when an invocation fails, and each of its DLQs when a message
+    arrives there (infra/constructs/alarms.py); an API function's failures show as the
+    API's 5xx alarm instead.
     """
 
     def __init__(
@@ -242,6 +251,10 @@ class DomainFunction(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.timeout = timeout
+        self.domain = domain
+        self.description = description
+        self._operators = platform.operators
+        self.errors_alarm: cloudwatch.Alarm | None = None
         self.role = iam.Role(
             self,
             "Role",
@@ -252,7 +265,16 @@ class DomainFunction(Construct):
         # Instead of AWSLambdaBasicExecutionRole (logs:* on every log group): write
         # access to this function's own, pre-created, log group only.
         self.log_group.grant_write(self.role)
-        self.dead_letter_queue = dead_letter_queue(self, "Dlq") if async_invocation else None
+        self.dead_letter_queue = (
+            dead_letter_queue(
+                self,
+                "Dlq",
+                operators=self._operators,
+                parks=f"events the {domain} function ({description}) failed on three times",
+            )
+            if async_invocation
+            else None
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -289,6 +311,21 @@ class DomainFunction(Construct):
             "xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) do not "
             "support resource-level permissions; data-service statements name their ARNs.",
         )
+        if async_invocation:
+            self._watch_errors()
+
+    def _watch_errors(self) -> None:
+        """Page on any failed invocation; once per function, whatever feeds it."""
+        if self.errors_alarm is not None:
+            return
+        self.errors_alarm = self._operators.alarm_above_zero(
+            self,
+            "ErrorsAlarm",
+            metric=self.function.metric_errors(period=ERROR_PERIOD, statistic=cloudwatch.Stats.SUM),
+            description=f"The {self.domain} function ({self.description}) failed an "
+            "invocation; Lambda retries it, then parks the event in its DLQ. Read the "
+            "error in its log.",
+        )
 
     def consume_queue(
         self,
@@ -310,6 +347,7 @@ class DomainFunction(Construct):
                 report_batch_item_failures=True,
             )
         )
+        self._watch_errors()
 
     def consume_stream(
         self,
@@ -332,10 +370,17 @@ class DomainFunction(Construct):
                 on_failure=sources.SqsDlq(dlq),
             )
         )
+        self._watch_errors()
         return dlq
 
     def _on_failure_queue(self, id: str, source: str) -> sqs.Queue:
-        dlq = dead_letter_queue(self, id)
+        dlq = dead_letter_queue(
+            self,
+            id,
+            operators=self._operators,
+            parks=f"records from {source} event source mapping that the {self.domain} "
+            f"function ({self.description}) kept failing on",
+        )
         acknowledge(
             dlq,
             "AwsSolutions-SQS3",
@@ -376,4 +421,5 @@ class DomainFunction(Construct):
             filters=[lambda_.FilterCriteria.filter(dict(pattern)) for pattern in filters],
         )
         table.grant_stream(self.function, *_DYNAMODB_STREAM_READ)
+        self._watch_errors()
         return dlq

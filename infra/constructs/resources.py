@@ -2,7 +2,8 @@
 
 Every domain construct builds its storage through these helpers so the security
 baseline (encryption, TLS-only access, blocked public access, dead-letter queues,
-point-in-time recovery) is decided once and cannot be forgotten in a copy.
+point-in-time recovery) is decided once and cannot be forgotten in a copy. The same goes
+for watching it: a dead-letter queue cannot be made without its alarm.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from functions.core.tables import TableSpec
+from infra.constructs.alarms import Operators
 
 # SQS keeps a message at most 14 days: give poison messages the whole time to be looked at.
 DLQ_RETENTION = Duration.days(14)
@@ -89,15 +91,18 @@ def secure_bucket(
     )
 
 
-def dead_letter_queue(scope: Construct, id: str) -> sqs.Queue:
-    """An encrypted, TLS-only queue that parks failed messages for two weeks."""
-    return sqs.Queue(
+def dead_letter_queue(scope: Construct, id: str, *, operators: Operators, parks: str) -> sqs.Queue:
+    """An encrypted, TLS-only queue that parks failed messages for two weeks, and pages
+    the operators as soon as one arrives (`parks` says what, for the alarm)."""
+    queue = sqs.Queue(
         scope,
         id,
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         retention_period=DLQ_RETENTION,
     )
+    operators.watch_dead_letter_queue(queue, parks=parks)
+    return queue
 
 
 class QueueWithDlq(Construct):
@@ -113,11 +118,18 @@ class QueueWithDlq(Construct):
         scope: Construct,
         id: str,
         *,
+        operators: Operators,
         visibility_timeout: Duration = DEFAULT_VISIBILITY_TIMEOUT,
     ) -> None:
         super().__init__(scope, id)
         self.visibility_timeout = visibility_timeout
-        self.dlq = dead_letter_queue(self, "Dlq")
+        self.dlq = dead_letter_queue(
+            self,
+            "Dlq",
+            operators=operators,
+            parks=f"messages of the {scope.node.id} {id} queue that failed "
+            f"{MAX_RECEIVE_COUNT} receives",
+        )
         self.queue = sqs.Queue(
             self,
             "Queue",

@@ -118,3 +118,53 @@ def method_paths(resources: Resources) -> dict[str, tuple[str, dict[str, Any]]]:
         )
         for logical_id, r in of_type(resources, "AWS::ApiGateway::Method").items()
     }
+
+
+def _failure_destination(config: dict[str, Any]) -> str | None:
+    return ref_id(
+        config["Properties"].get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    )
+
+
+def dead_letter_queues(resources: Resources) -> set[str]:
+    """Logical ids of the queues failures end up in: a queue's redrive target, a function's
+    DeadLetterConfig, an event source mapping's or invoke config's on-failure destination."""
+    found: set[str | None] = set()
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in props:
+            found.add(ref_id(props["RedrivePolicy"]["deadLetterTargetArn"]))
+        elif resource["Type"] == "AWS::Lambda::Function" and "DeadLetterConfig" in props:
+            found.add(ref_id(props["DeadLetterConfig"]["TargetArn"]))
+        elif resource["Type"] in (
+            "AWS::Lambda::EventSourceMapping",
+            "AWS::Lambda::EventInvokeConfig",
+        ):
+            found.add(_failure_destination(resource))
+    return {
+        logical_id
+        for logical_id in found
+        if logical_id is not None and resources.get(logical_id, {}).get("Type") == "AWS::SQS::Queue"
+    }
+
+
+def alarms_of(
+    resources: Resources, namespace: str, metric_name: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Alarm properties by the value of their first dimension (a logical id where the
+    dimension refers to a resource), for one metric."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if (props.get("Namespace"), props.get("MetricName")) != (namespace, metric_name):
+            continue
+        dimensions = props.get("Dimensions") or [{"Value": ""}]
+        value = dimensions[0]["Value"]
+        found.setdefault(ref_id(value) or str(value), []).append(props)
+    return found
+
+
+def dead_letter_queues_without_alarm(resources: Resources) -> list[str]:
+    """DLQs that nobody would hear about: no alarm on their visible messages."""
+    watched = alarms_of(resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    return sorted(dlq for dlq in dead_letter_queues(resources) if dlq not in watched)

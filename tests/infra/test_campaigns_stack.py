@@ -28,6 +28,15 @@ def _loader(synth: Synth) -> tuple[str, dict[str, Any]]:
     return found
 
 
+def _marketers_topic(synth: Synth) -> str:
+    (topic,) = [
+        logical_id
+        for logical_id, topic in synth.resources("AWS::SNS::Topic").items()
+        if topic["Properties"]["DisplayName"] == "Rebates campaign reports"
+    ]
+    return topic
+
+
 def _bucket(synth: Synth) -> str:
     bucket = ref_id(synth.data["Outputs"]["CampaignBucketName"]["Value"])
     assert bucket is not None
@@ -79,7 +88,7 @@ def test_loader_environment_names_its_resources(synth: Synth) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "campaigns"
     assert env[CAMPAIGNS.env_var] == {"Ref": CAMPAIGNS.logical_id}
     assert env["CAMPAIGN_BUCKET"] == {"Ref": _bucket(synth)}
-    (topic,) = synth.resources("AWS::SNS::Topic")
+    topic = _marketers_topic(synth)
     assert env["MARKETERS_TOPIC_ARN"] == {"Ref": topic}
     assert ref_id(env["EVENT_BUS_NAME"]) in synth.resources("AWS::Events::EventBus")
 
@@ -135,7 +144,7 @@ def test_loader_reads_campaign_files_and_writes_only_reports(synth: Synth) -> No
 
 
 def test_loader_publishes_to_the_marketers_topic_through_its_key(synth: Synth) -> None:
-    (topic,) = synth.resources("AWS::SNS::Topic")
+    topic = _marketers_topic(synth)
     assert _granted(synth, "sns") == {"sns:Publish": [json.dumps({"Ref": topic})]}
     (kms,) = [s for s in _statements(synth) if str(as_list(s["Action"])[0]).startswith("kms:")]
     assert sorted(as_list(kms["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]

@@ -23,7 +23,11 @@ from functions.core.tables import CAMPAIGNS, WALLET
 from infra.build import build_all
 from infra.constructs.api import Api
 from infra.constructs.platform import DeploySettings, DomainFunction, Platform
-from tests.infra.template_checks import event_driven_functions_without_dlq, of_type
+from tests.infra.template_checks import (
+    dead_letter_queues_without_alarm,
+    event_driven_functions_without_dlq,
+    of_type,
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ def scratch() -> Scratch:
     rule.add_target(targets.LambdaFunction(function("BadAsync").function))
     bare = sqs.Queue(stack, "Bare")
     function("BadQueue").function.add_event_source(sources.SqsEventSource(bare))
+    # A DLQ made without `dead_letter_queue`, so without its alarm.
+    unwatched = sqs.DeadLetterQueue(queue=sqs.Queue(stack, "RawDlq"), max_receive_count=3)
+    sqs.Queue(stack, "Redriven", dead_letter_queue=unwatched)
 
     api = Api(stack, "Api", platform=platform)
     return Scratch(Template.from_stack(stack).to_json()["Resources"], api)
@@ -80,6 +87,11 @@ def test_dlq_check_flags_exactly_the_consumers_without_a_dlq(scratch: Scratch) -
     assert len(problems) == 2, problems
     assert problems[0].startswith("BadAsync") and "events.amazonaws.com" in problems[0]
     assert problems[1].startswith("BadQueue") and "Bare" in problems[1]
+
+
+def test_alarm_check_flags_exactly_the_dlq_made_without_the_helper(scratch: Scratch) -> None:
+    (unwatched,) = dead_letter_queues_without_alarm(scratch.resources)
+    assert unwatched.startswith("RawDlq")
 
 
 def test_grant_table_names_the_table_and_each_index(scratch: Scratch) -> None:

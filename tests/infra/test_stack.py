@@ -15,6 +15,7 @@ from infra.constructs.claims import DEFINITION
 from tests.infra.conftest import Synth
 from tests.infra.template_checks import (
     as_list,
+    dead_letter_queues,
     denies_insecure_transport,
     event_driven_functions_without_dlq,
     identity_statements,
@@ -119,21 +120,7 @@ def test_every_queue_is_encrypted_tls_only_and_has_or_is_a_dlq(synth: Synth) -> 
     for policy in synth.resources("AWS::SQS::QueuePolicy").values():
         for queue in policy["Properties"]["Queues"]:
             policies[str(ref_id(queue))] = policy["Properties"]["PolicyDocument"]
-    dlqs = {
-        ref_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
-        for q in queues.values()
-        if "RedrivePolicy" in q["Properties"]
-    }
-    dlqs |= {
-        ref_id(f["Properties"]["DeadLetterConfig"]["TargetArn"])
-        for f in synth.resources("AWS::Lambda::Function").values()
-        if "DeadLetterConfig" in f["Properties"]
-    }
-    dlqs |= {
-        ref_id(m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
-        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
-        if "DestinationConfig" in m["Properties"]
-    }
+    dlqs = dead_letter_queues(resources)
     assert queues
     for logical_id, queue in queues.items():
         props = queue["Properties"]

@@ -16,6 +16,11 @@ safe to repeat, and S3 may deliver a notification more than once, so:
 
 A rejected file changes nothing in the Campaigns table: the report lists its errors,
 `CampaignRejected` is emitted and the marketers' topic is told.
+
+Each record is handled under the request id of the S3 call behind it (the marketer's
+upload or deletion), in its log lines and in the events it publishes. The metrics
+`CampaignFilesPublished` and `CampaignFilesRejected` count reports once written, so a
+replayed notification, answered by the report already there, counts nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +53,13 @@ from functions.campaigns.logic import (
 )
 from functions.core.clock import utc_now
 from functions.core.events import EventBridgePublisher, EventPublisher
-from functions.core.observability import instrumented, logger
+from functions.core.observability import (
+    correlated,
+    instrumented,
+    logger,
+    record_campaign_file_published,
+    record_campaign_file_rejected,
+)
 from functions.core.settings import EventBusSettings, load_settings
 
 # Passes over one key when a newer revision lands while the loader works on it.
@@ -140,6 +151,7 @@ class Loader:
         codes = self.store.provision_unique_codes(config)
         self.events.publish(published_event(config, version, published_at, source.key))
         self.files.write_report(source, report_document(decision))
+        record_campaign_file_published()
         outcome = "published" if isinstance(decision, Publish) else "unchanged"
         logger.info(
             f"campaign file {outcome}",
@@ -159,6 +171,7 @@ class Loader:
         report_uri = self.files.uri(report_key(source.key))
         self.marketers.tell(*rejection_message(source, decision, report_uri))
         self.files.write_report(source, report_document(decision))
+        record_campaign_file_rejected()
         logger.info(
             "campaign file rejected",
             extra={
@@ -196,8 +209,9 @@ class Loader:
         not done yet)."""
         results = []
         for record in event.get("Records", []):
-            key = unquote_plus(record["s3"]["object"]["key"])
-            results.append({"key": key, "outcome": self._handle_record(record, key)})
+            with correlated(record):
+                key = unquote_plus(record["s3"]["object"]["key"])
+                results.append({"key": key, "outcome": self._handle_record(record, key)})
         return {"results": results}
 
     def _handle_record(self, record: dict[str, Any], key: str) -> str:

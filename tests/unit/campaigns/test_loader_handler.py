@@ -16,26 +16,36 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 
+from functions.campaigns.code_pool import StoredCodes
 from functions.campaigns.dal import CampaignFiles, CampaignStore, MarketersTopic
 from functions.campaigns.handlers import loader as loader_module
 from functions.campaigns.handlers.loader import Loader
 from functions.campaigns.logic import report_key
-from functions.campaigns.models import ARCHIVED, CampaignVersion, get_campaign, get_offer
+from functions.campaigns.models import (
+    CampaignVersion,
+    Code,
+    CodeGeneration,
+    get_campaign,
+    get_code,
+    get_offer,
+)
+from functions.campaigns.states import ARCHIVED
 from functions.core.clock import frozen_at
 from functions.core.event_types import CampaignPublished, CampaignRejected, EventDetail
 from functions.core.events import InMemoryPublisher
 from functions.core.tables import CAMPAIGNS
-from functions.offers.codes import StoredCodes
-from functions.offers.models import Code, CodeGeneration, get_code
 from infra.local.proxy_event import lambda_context
 from tests.support.aws import aws_env, tables
 from tests.unit.campaigns.documents import EXAMPLES, offer, rebate
+from tests.unit.core.log_capture import captured_logs, metric_values
 
 __all__ = ["aws_env", "tables"]
 
 BUCKET = "rebates-campaigns-test"
 KEY = "campaigns/spring trail 2027.json"  # a space: S3 sends it URL-encoded
 NOW = datetime(2027, 2, 1, tzinfo=UTC)  # a month before the campaigns start
+# The id of the S3 request behind a notification: the loader's correlation id.
+S3_REQUEST_ID = "C3D13FE58DE4C810"
 
 
 @dataclass
@@ -83,7 +93,7 @@ class World:
         return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
 
 
-def s3_event(event_name: str, key: str) -> dict[str, Any]:
+def s3_event(event_name: str, key: str, request_id: str = S3_REQUEST_ID) -> dict[str, Any]:
     """An S3 notification as AWS sends it to Lambda (the key URL-encoded)."""
     return {
         "Records": [
@@ -91,6 +101,7 @@ def s3_event(event_name: str, key: str) -> dict[str, Any]:
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "eventName": event_name,
+                "responseElements": {"x-amz-request-id": request_id, "x-amz-id-2": "FMyU"},
                 "s3": {
                     "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
                     "object": {"key": quote_plus(key), "sequencer": "0062A1"},
@@ -454,11 +465,47 @@ def test_a_record_of_another_bucket_is_ignored(world: World) -> None:
     assert world.loader.handle(event)["results"][0]["outcome"] == "ignored"
 
 
+# -- metrics and correlation ------------------------------------------------------------
+
+
+def test_published_and_rejected_files_are_counted_once_each(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken_key = "campaigns/broken/spring-trail-broken.yaml"
+    world.upload(KEY, small())
+    world.upload(broken_key, (EXAMPLES / "broken" / "spring-trail-broken.yaml").read_bytes())
+
+    world.notify("ObjectCreated:Put", KEY)
+    world.notify("ObjectCreated:Put", broken_key)
+    # Delivered again: the reports already answer them.
+    world.notify("ObjectCreated:Put", KEY)
+    world.notify("ObjectCreated:Put", broken_key)
+
+    stdout = capsys.readouterr().out
+    assert metric_values(stdout, "CampaignFilesPublished") == [1.0]
+    assert metric_values(stdout, "CampaignFilesRejected") == [1.0]
+
+
+def test_a_file_s_lines_and_events_carry_the_request_id_of_its_upload(world: World) -> None:
+    broken_key = "campaigns/broken/spring-trail-broken.yaml"
+    world.upload(KEY, small())
+    world.upload(broken_key, (EXAMPLES / "broken" / "spring-trail-broken.yaml").read_bytes())
+
+    with captured_logs() as logs:
+        world.loader.handle(s3_event("ObjectCreated:Put", KEY, request_id="UPLOAD-1"))
+        world.loader.handle(s3_event("ObjectCreated:Put", broken_key, request_id="UPLOAD-2"))
+
+    (published,) = logs.with_message("campaign file published")
+    (rejected,) = logs.with_message("campaign file rejected")
+    assert (published["correlation_id"], rejected["correlation_id"]) == ("UPLOAD-1", "UPLOAD-2")
+    assert [event.correlationId for event in world.events.published] == ["UPLOAD-1", "UPLOAD-2"]
+
+
 # -- the Lambda entry point ---------------------------------------------------------------
 
 
 def test_the_handler_reads_its_settings_and_publishes_on_the_bus(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     events = boto3.client("events")
     events.create_event_bus(Name="rebates")
@@ -493,6 +540,9 @@ def test_the_handler_reads_its_settings_and_publishes_on_the_bus(
     envelope = json.loads(message["Body"])
     assert envelope["detail-type"] == "CampaignPublished"
     assert envelope["detail"]["campaignId"] == "spring-trail-2027"
+    assert envelope["detail"]["correlationId"] == S3_REQUEST_ID
+    stdout = capsys.readouterr().out
+    assert metric_values(stdout, "CampaignFilesPublished", service="campaigns") == [1.0]
     loader_module._loader.cache_clear()
 
 

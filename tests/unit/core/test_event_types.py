@@ -107,7 +107,14 @@ def test_model_declares_its_detail_type_and_source(detail_type: str) -> None:
 @detail_types
 def test_every_detail_carries_its_identity_and_time(detail_type: str) -> None:
     required = detail_schema(EVENT_TYPES[detail_type])["required"]
-    assert {"eventId", "occurredAt"} <= set(required)
+    assert {"eventId", "occurredAt", "correlationId"} <= set(required)
+
+
+@detail_types
+def test_every_detail_may_carry_a_correlation_id_or_null(detail_type: str) -> None:
+    schema = detail_schema(EVENT_TYPES[detail_type])["properties"]["correlationId"]
+    assert [option["type"] for option in schema["anyOf"]] == ["string", "null"]
+    assert EVENT_TYPES[detail_type].model_fields["correlationId"].default is None
 
 
 # -- committed files --------------------------------------------------------------------

@@ -29,6 +29,8 @@ from functions.core.events import (
     InMemoryPublisher,
 )
 from functions.core.money import Money
+from functions.core.observability import correlated, instrumented
+from infra.local.proxy_event import lambda_context, proxy_event
 
 REGION = "ap-northeast-1"
 
@@ -157,6 +159,13 @@ def test_entry_carries_source_type_bus_time_and_the_dumped_detail() -> None:
     assert entry["EventBusName"] == "rebates"
     assert entry["Time"] == detail.occurredAt
     assert json.loads(entry["Detail"]) == detail.model_dump(mode="json", by_alias=True)
+
+
+def test_a_detail_published_outside_any_handler_has_a_null_correlation_id() -> None:
+    client = StubClient()
+    publisher(client).publish(approved())
+    [[entry]] = client.calls
+    assert json.loads(entry["Detail"])["correlationId"] is None
 
 
 def test_batches_hold_at_most_ten_entries() -> None:
@@ -337,3 +346,47 @@ def test_the_boto3_client_is_created_on_first_publish_only(
     events.publish(approved(2))
 
     assert made == ["events"]
+
+
+# -- correlation ----------------------------------------------------------------------
+
+
+def test_a_detail_published_for_a_request_carries_its_request_id() -> None:
+    client, memory = StubClient(), InMemoryPublisher()
+    request = proxy_event("POST", "/v1/redemptions", body={})
+    request["requestContext"]["requestId"] = "req-42"
+
+    @instrumented
+    def handler(event: dict[str, Any], context: Any) -> None:
+        publisher(client).publish(approved())
+        memory.publish(approved())
+
+    handler(request, lambda_context())
+
+    [[entry]] = client.calls
+    assert json.loads(entry["Detail"])["correlationId"] == "req-42"
+    assert [detail.correlationId for detail in memory.published] == ["req-42"]
+
+
+def test_a_detail_published_for_a_record_carries_the_record_id() -> None:
+    memory = InMemoryPublisher()
+    record = {"eventSource": "aws:dynamodb", "eventID": "c81e728d9d4c2f63"}
+    with correlated(record):
+        memory.publish(approved())
+    memory.publish(approved(1))
+
+    assert [detail.correlationId for detail in memory.published] == ["c81e728d9d4c2f63", None]
+
+
+def test_a_detail_keeps_the_correlation_id_it_was_given() -> None:
+    memory = InMemoryPublisher()
+    with correlated({"eventSource": "aws:dynamodb", "eventID": "record-id"}):
+        memory.publish(approved().model_copy(update={"correlationId": "req-7"}))
+    assert memory.published[0].correlationId == "req-7"
+
+
+def test_an_id_too_long_for_the_schema_is_left_out_rather_than_failing_the_publish() -> None:
+    memory = InMemoryPublisher()
+    with correlated({"eventSource": "aws:kinesis", "eventID": "x" * 257}):
+        memory.publish(approved())
+    assert memory.published[0].correlationId is None

@@ -18,6 +18,7 @@ from botocore.config import Config
 from moto import mock_aws
 from pynamodb.models import Model
 
+from functions.campaigns.models import Code, CodeGeneration
 from functions.core.event_types import (
     EventDetail,
     OfferCodeIssued,
@@ -26,14 +27,13 @@ from functions.core.event_types import (
 )
 from functions.core.events import EventPublishError, FailedEntry, InMemoryPublisher
 from functions.core.money import Money
+from functions.core.observability import instrumented
 from functions.core.tables import CAMPAIGNS
 from functions.offers.handlers import outbox as outbox_module
 from functions.offers.handlers.outbox import Outbox
 from functions.offers.models import (
     REDEEMED,
     ROLLED_BACK,
-    Code,
-    CodeGeneration,
     CodeIssue,
     CustomerUsage,
     OrderRedemption,
@@ -44,10 +44,12 @@ from functions.offers.outbox import (
     ISSUE_PREFIX,
     REDEMPTION_PREFIX,
     OutboxRecordError,
+    commit_age,
     event_for,
 )
 from functions.offers.qr import payload_for
 from infra.local.proxy_event import lambda_context
+from tests.unit.core.log_capture import captured_logs, metric_values
 from tests.unit.data.factories import make_campaign, make_offer
 
 ISSUED_AT = datetime(2027, 3, 2, 9, 30, tzinfo=UTC)
@@ -158,6 +160,7 @@ def test_an_issued_code_is_announced_with_its_offer_channel_and_mode() -> None:
     assert isinstance(event, OfferCodeIssued)
     assert event.model_dump(mode="json", exclude={"eventId"}) == {
         "occurredAt": "2027-03-02T09:30:00Z",
+        "correlationId": None,
         "customerId": "cust-1",
         "campaignId": CAMPAIGN,
         "offerId": "TRAIL10",
@@ -188,6 +191,7 @@ def test_a_redemption_is_announced_with_its_amounts_and_store() -> None:
     assert isinstance(event, OfferRedeemed)
     assert event.model_dump(mode="json", exclude={"eventId"}) == {
         "occurredAt": "2027-03-05T12:00:00Z",
+        "correlationId": None,
         "redemptionId": "rdm_01",
         "orderId": "order-1001",
         "code": "TRAIL-7KQ2M9XD",
@@ -394,6 +398,93 @@ def test_a_retried_batch_publishes_the_same_event_ids() -> None:
     assert [e.eventId for e in first.published] == [e.eventId for e in retry.published]
 
 
+# -- correlation and metrics -------------------------------------------------------------
+
+# When the records built by `stream_record` were committed (ApproximateCreationDateTime).
+COMMITTED_AT = datetime.fromtimestamp(1804232400, tz=UTC)
+
+
+def test_each_event_carries_its_stream_record_id_and_its_lines_log_it() -> None:
+    events = InMemoryPublisher()
+    with captured_logs() as logs:
+        Outbox(events).handle(
+            batch(
+                stream_record("INSERT", new=code_issue(), sequence=1),
+                stream_record("INSERT", new=redemption(), sequence=2),
+            )
+        )
+
+    assert [event.correlationId for event in events.published] == ["event-1", "event-2"]
+    published = logs.with_message("offer event published")
+    assert [(line["eventId"], line["correlation_id"]) for line in published] == [
+        (event.eventId, event.correlationId) for event in events.published
+    ]
+
+
+@pytest.fixture
+def outbox_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "offers")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Rebates")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+
+@pytest.mark.usefixtures("outbox_environment")
+def test_the_lag_of_each_published_event_is_its_age_since_the_commit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    outbox = Outbox(InMemoryPublisher(), clock=lambda: COMMITTED_AT + timedelta(seconds=2.5))
+    response = instrumented(outbox.handle)(
+        batch(
+            stream_record("INSERT", new=code_issue(), sequence=1),
+            stream_record("INSERT", new=SHARED_CODE, sequence=2),  # no event, no lag
+            stream_record("INSERT", new=redemption(), sequence=3),
+        ),
+        lambda_context("outbox"),
+    )
+
+    assert response == {"batchItemFailures": []}
+    stdout = capsys.readouterr().out
+    assert metric_values(stdout, "OutboxLag", service="offers") == [2500.0, 2500.0]
+    assert metric_values(stdout, "OutboxPublishFailures") == []
+
+
+@pytest.mark.usefixtures("outbox_environment")
+def test_each_record_that_cannot_be_published_is_counted_as_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    unreadable = stream_record("INSERT", new=redemption(redemption_id="rdm_03"), sequence=3)
+    del unreadable["dynamodb"]["NewImage"]
+    outbox = Outbox(RefusingPublisher(refused={"rdm_02"}), clock=lambda: COMMITTED_AT)
+
+    with captured_logs() as logs:
+        response = instrumented(outbox.handle)(
+            batch(
+                stream_record("INSERT", new=redemption(redemption_id="rdm_01"), sequence=1),
+                stream_record("INSERT", new=redemption(redemption_id="rdm_02"), sequence=2),
+                unreadable,
+            ),
+            lambda_context("outbox"),
+        )
+
+    assert len(response["batchItemFailures"]) == 2
+    stdout = capsys.readouterr().out
+    assert metric_values(stdout, "OutboxPublishFailures", service="offers") == [1.0, 1.0]
+    assert metric_values(stdout, "OutboxLag", service="offers") == [0.0]
+    failed = logs.with_message("offer event not published")
+    assert [line["correlation_id"] for line in failed] == ["event-2", "event-3"]
+
+
+def test_a_record_s_commit_age_is_measured_from_its_creation_time() -> None:
+    record = stream_record("INSERT", new=redemption())
+    assert commit_age(record, COMMITTED_AT + timedelta(milliseconds=1500)) == timedelta(
+        milliseconds=1500
+    )
+    # Clocks differ a little: a record "from the future" is no negative lag.
+    assert commit_age(record, COMMITTED_AT - timedelta(seconds=1)) == timedelta(0)
+    del record["dynamodb"]["ApproximateCreationDateTime"]
+    assert commit_age(record, COMMITTED_AT) is None
+
+
 # -- on moto: real writes, the real stream, EventBridge ---------------------------------
 
 
@@ -461,6 +552,7 @@ def test_the_handler_publishes_to_the_bus(
     expected = event_for(record)
     assert expected is not None
     assert envelope["detail"]["eventId"] == expected.eventId
+    assert envelope["detail"]["correlationId"] == record["eventID"]
     assert envelope["time"] == "2027-03-05T12:00:00Z"
     outbox_module._outbox.cache_clear()
 
