@@ -25,6 +25,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError, UpdateError
 
+from functions.campaigns.code_pool import StoredCodes, provision_codes
 from functions.campaigns.config import MAX_FILE_BYTES, CampaignConfig, OfferConfig
 from functions.campaigns.logic import (
     Publish,
@@ -34,10 +35,9 @@ from functions.campaigns.logic import (
     report_key,
 )
 from functions.campaigns.models import (
-    ACTIVE,
-    ARCHIVED,
     MAX_OFFERS_PER_CAMPAIGN,
     Campaign,
+    Code,
     Discount,
     Offer,
     get_campaign,
@@ -45,10 +45,9 @@ from functions.campaigns.models import (
     list_offers,
     publish_campaign,
 )
+from functions.campaigns.states import ACTIVE, ARCHIVED
 from functions.core.models import Transaction, TransactionCancelled
 from functions.core.observability import logger
-from functions.offers.codes import StoredCodes, provision_codes
-from functions.offers.models import Code
 
 __all__ = [
     "CampaignFiles",
@@ -353,7 +352,7 @@ class CampaignStore:
 
     def provision_unique_codes(self, config: CampaignConfig) -> dict[str, StoredCodes]:
         """Give each unique-mode offer its ``codes.count`` codes, writing only the missing
-        ones (`functions.offers.codes.provision_codes`): a retry or a republish with the
+        ones (`functions.campaigns.code_pool.provision_codes`): a retry or a republish with the
         same count writes nothing, and a code never overwrites an existing one."""
         results = {}
         for offer in config.offers:

@@ -35,11 +35,11 @@ from datetime import datetime
 from typing import Any, Final
 
 from functions.campaigns.config import CampaignConfig, CampaignFileError, OfferConfig
+from functions.campaigns.states import ACTIVE
 from functions.core.clock import format_instant
 from functions.core.event_types import CampaignPublished, CampaignRejected, ValidationIssue
 
 __all__ = [
-    "ACTIVE",
     "CAMPAIGNS_PREFIX",
     "FILE_SUFFIXES",
     "REPORTS_PREFIX",
@@ -66,9 +66,6 @@ CAMPAIGNS_PREFIX: Final = "campaigns/"
 REPORTS_PREFIX: Final = "reports/"
 REPORT_SUFFIX: Final = ".result.json"
 FILE_SUFFIXES: Final = (".yaml", ".yml", ".json")
-# The campaign status that serves (functions.campaigns.models.ACTIVE; not imported, as
-# this module stays free of PynamoDB).
-ACTIVE: Final = "active"
 # CampaignRejected carries at most this many errors; the report has them all.
 MAX_EVENT_ERRORS: Final = 100
 # SNS: a subject is at most 100 printable ASCII characters; the message stays far below

@@ -1,14 +1,19 @@
-"""Campaigns table: the published campaign, its version history and its offers.
+"""Campaigns table, campaigns side: what a published file made, and the codes of its offers.
 
-Items (pk / sk):
+Items (pk / sk), each owned here (defined, and changed only through the parts below):
 
-- ``Campaign``         ``CAMPAIGN#<campaignId>`` / ``META``
+- ``Campaign``         ``CAMPAIGN#<campaignId>`` / ``META`` (its budget counters are
+  changed only through `functions.campaigns.budget`)
 - ``CampaignVersion``  ``CAMPAIGN#<campaignId>`` / ``VERSION#<000042>``
 - ``Offer``            ``OFFER#<offerId>`` / ``META``
+- ``Code``             ``CODE#<CODE>`` / ``META``
+- ``CodeGeneration``   ``OFFER#<offerId>`` / ``CODES``
 
-Codes, code issues, redemptions and per-customer usage share this table (see
-`functions.offers.models`), so one transaction can touch a code, its offer and its
-campaign's budget together.
+The loader publishes campaigns, offers and codes; the domains built on campaigns change
+them only through the transaction parts their models hand out (`Offer.use_total`,
+`Code.issue`, `Code.use`, ...). Code issues, redemptions and per-customer usage share the
+table (`functions.offers.models`), so one transaction can touch a code, its offer, its
+campaign's budget and the redemption together.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from pynamodb.attributes import (
-    Attribute,
     JSONAttribute,
     ListAttribute,
     NumberAttribute,
@@ -28,6 +32,8 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex
 
+from functions.campaigns.codes import canonical_code
+from functions.campaigns.states import ACTIVE, ARCHIVED
 from functions.core.clock import instant_key
 from functions.core.models import (
     InstantAttribute,
@@ -35,7 +41,6 @@ from functions.core.models import (
     TableModel,
     Transaction,
     TypedMap,
-    bounded_add,
     bounded_subtract,
     global_index,
     key_part,
@@ -46,23 +51,21 @@ from functions.core.models import (
 from functions.core.tables import CAMPAIGNS
 
 __all__ = [
-    "ACTIVE",
-    "ARCHIVED",
     "MAX_OFFERS_PER_CAMPAIGN",
     "Campaign",
     "CampaignVersion",
+    "Code",
+    "CodeGeneration",
     "Discount",
     "Offer",
     "get_campaign",
     "get_campaign_file",
+    "get_code",
     "get_offer",
     "list_campaigns",
     "list_offers",
     "publish_campaign",
 ]
-
-ACTIVE: Final = "active"
-ARCHIVED: Final = "archived"
 
 # Versions are zero-padded so that string order is version order in the sort key.
 _VERSION_WIDTH: Final = 6
@@ -77,8 +80,8 @@ class Campaign(TableModel):
     - list campaigns by status, soonest start first: gsi1 pk=``CAMPAIGNS#<status>``,
       sk=``<startsAt>#<id>`` (`list_campaigns`; status is ``active`` or ``archived``)
     - reserve / release budget atomically: conditional ``ADD`` on ``budgetUsedAmount`` and
-      ``budgetUsedCount`` (`budget_reservation`, `budget_release`), usually inside the
-      redemption or claim transaction
+      ``budgetUsedCount``, only through `functions.campaigns.budget`, inside the
+      transaction of whatever spends it (a redemption, a cashback credit, a claim)
     - publish a version with its offers: `publish_campaign` (one transaction; keeps the
       counters, refuses a stale or repeated version)
 
@@ -144,39 +147,6 @@ class Campaign(TableModel):
         if status == ARCHIVED:
             actions.append(Campaign.archived_at.set(at))
         return actions
-
-    @staticmethod
-    def budget_reservation(
-        amount: int, count: int, *, limit_amount: int | None, limit_count: int | None
-    ) -> tuple[list[Action], Condition]:
-        """Add to the used counters, refused if either would pass its limit.
-
-        The limits are the ones the caller read from this campaign; the condition also
-        checks they are still the stored ones, so a republish that lowers the budget
-        between read and write cancels the write instead of overspending.
-        """
-        amount_actions, amount_ok = bounded_add(Campaign.budget_used_amount, amount, limit_amount)
-        count_actions, count_ok = bounded_add(Campaign.budget_used_count, count, limit_count)
-        condition = (
-            Campaign.pk.exists()
-            & _same_limit(Campaign.budget_amount, limit_amount)
-            & _same_limit(Campaign.budget_max_rewards, limit_count)
-        )
-        for part in (amount_ok, count_ok):
-            if part is not None:
-                condition &= part
-        return amount_actions + count_actions, condition
-
-    @staticmethod
-    def budget_release(amount: int, count: int) -> tuple[list[Action], Condition]:
-        """Give back a reservation (a rollback); the counters never go below zero."""
-        amount_actions, amount_ok = bounded_subtract(Campaign.budget_used_amount, amount)
-        count_actions, count_ok = bounded_subtract(Campaign.budget_used_count, count)
-        return amount_actions + count_actions, Campaign.pk.exists() & amount_ok & count_ok
-
-
-def _same_limit(attribute: Attribute[int | None], limit: int | None) -> Condition:
-    return attribute.does_not_exist() if limit is None else attribute == limit
 
 
 class CampaignVersion(TableModel):
@@ -318,6 +288,160 @@ class Offer(TableModel):
         return actions, Offer.pk.exists() & condition
 
 
+class Code(TableModel):
+    """An offer code: unique (pre-generated, issued to one customer) or shared.
+
+    Access patterns:
+
+    - get a code as typed at checkout: pk=``CODE#<CODE upper-case>``, sk=``META``
+      (`get_code`)
+    - take an unissued unique code of an offer: gsi1 pk=``OFFER#<offerId>#POOL``,
+      sk=``<CODE>`` (`pool`; sparse: a code leaves the pool when issued, see `issue`).
+      Codes are random, so starting the query at a random code spreads concurrent issuers
+      over the pool instead of having them all race for the first one.
+    - count one use: conditional ``ADD uses`` refused once ``uses`` reaches ``maxUses``
+      (`use`), and give it back on rollback (`release`)
+    """
+
+    Meta = table_meta(CAMPAIGNS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = optional(UnicodeAttribute())
+    gsi1sk = optional(UnicodeAttribute())
+    gsi1: GlobalSecondaryIndex[Code] = global_index(CAMPAIGNS, "gsi1")
+
+    code = UnicodeAttribute()
+    offer_id = UnicodeAttribute(attr_name="offerId")
+    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    mode = UnicodeAttribute()  # unique | shared
+    uses = IntegerAttribute(default=0)
+    # None: no per-code cap (a shared code is bounded by the offer's maxTotal instead).
+    max_uses = optional(IntegerAttribute(attr_name="maxUses"))
+    issued_to = optional(UnicodeAttribute(attr_name="issuedTo"))
+    issued_at = optional(InstantAttribute(attr_name="issuedAt"))
+    created_at = InstantAttribute(attr_name="createdAt")
+
+    @staticmethod
+    def key(code: str) -> tuple[str, str]:
+        return f"CODE#{canonical_code(code)}", "META"
+
+    @staticmethod
+    def pool_partition(offer_id: str) -> str:
+        return f"OFFER#{key_part(offer_id)}#POOL"
+
+    def derive_keys(self) -> None:
+        if self.code is not None:
+            self.code = canonical_code(self.code)
+            self.pk, self.sk = self.key(self.code)
+        # Only an unissued unique code is in the pool (the index is sparse).
+        in_pool = self.mode == "unique" and self.issued_to is None and self.offer_id is not None
+        self.gsi1pk = self.pool_partition(self.offer_id) if in_pool else None
+        self.gsi1sk = self.code if in_pool else None
+
+    @classmethod
+    def ref(cls, code: str) -> Code:
+        """A key-only instance, for updates inside a `Transaction`."""
+        return cls(code=code)
+
+    @classmethod
+    def pool(cls, offer_id: str, start_after: str | None = None, limit: int = 10) -> Iterator[Code]:
+        """Unissued unique codes of an offer (gsi1, eventually consistent: `issue`'s
+        condition is what guarantees a code goes to one customer only)."""
+        condition = cls.gsi1sk > canonical_code(start_after) if start_after else None
+        return cls.gsi1.query(cls.pool_partition(offer_id), condition, limit=limit)
+
+    @staticmethod
+    def issue(customer_id: str, at: datetime) -> tuple[list[Action], Condition]:
+        """Give an unissued code to `customer_id` and take it out of the pool."""
+        actions: list[Action] = [
+            Code.issued_to.set(customer_id),
+            Code.issued_at.set(at),
+            Code.gsi1pk.remove(),
+            Code.gsi1sk.remove(),
+        ]
+        return actions, Code.pk.exists() & Code.issued_to.does_not_exist()
+
+    @staticmethod
+    def use() -> tuple[list[Action], Condition]:
+        """One more use, refused once ``uses`` reaches the stored ``maxUses``."""
+        condition = Code.pk.exists() & (
+            Code.max_uses.does_not_exist() | (Code.uses < Code.max_uses)
+        )
+        return [Code.uses.add(1)], condition
+
+    @staticmethod
+    def release() -> tuple[list[Action], Condition]:
+        actions, condition = bounded_subtract(Code.uses, 1)
+        return actions, Code.pk.exists() & condition
+
+
+class CodeGeneration(TableModel):
+    """How many unique codes have been generated for an offer, so a republish (or a retried
+    publish) generates only the missing number.
+
+    A separate item rather than a counter on the ``Offer``: every redemption updates the
+    offer's ``redemptionsCount`` in a transaction, and a bulk generation touching the same
+    item a thousand times would make those redemptions fail with TransactionConflict.
+
+    Access patterns:
+
+    - the count of an offer: pk=``OFFER#<offerId>`` (the offer's own partition, as
+      ``functions.campaigns.models.Offer.key``), sk=``CODES`` (`for_offer`)
+    - advance it in the same transaction as the codes it counts, conditional on the count
+      the writer read (`advance`), so the count never differs from the codes stored and two
+      writers cannot both fill the same gap
+    """
+
+    Meta = table_meta(CAMPAIGNS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    offer_id = UnicodeAttribute(attr_name="offerId")
+    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    generated = IntegerAttribute(default=0)
+    updated_at = optional(InstantAttribute(attr_name="updatedAt"))
+
+    @staticmethod
+    def key(offer_id: str) -> tuple[str, str]:
+        return f"OFFER#{offer_id}", "CODES"
+
+    def derive_keys(self) -> None:
+        if self.offer_id is not None:
+            self.pk, self.sk = self.key(self.offer_id)
+
+    @classmethod
+    def ref(cls, offer_id: str) -> CodeGeneration:
+        """A key-only instance, for updates inside a `Transaction`."""
+        return cls(offer_id=offer_id)
+
+    @classmethod
+    def for_offer(cls, offer_id: str) -> int:
+        """Codes generated so far for the offer (0 before the first)."""
+        item = cls.get_or_none(*cls.key(offer_id))
+        return item.generated if item is not None else 0
+
+    @staticmethod
+    def advance(
+        offer_id: str, campaign_id: str, expected: int, by: int, at: datetime
+    ) -> tuple[list[Action], Condition]:
+        """Move the count from `expected` to ``expected + by``; refused if it is not
+        `expected` any more (another writer got there first). Creates the item at 0."""
+        if expected < 0 or by < 0:
+            raise ValueError(f"counts are non-negative, got expected={expected}, by={by}")
+        actions: list[Action] = [
+            CodeGeneration.generated.set(expected + by),
+            CodeGeneration.offer_id.set(offer_id),
+            CodeGeneration.campaign_id.set(campaign_id),
+            CodeGeneration.updated_at.set(at),
+        ]
+        current = CodeGeneration.generated == expected
+        if expected == 0:
+            current = CodeGeneration.generated.does_not_exist() | current
+        return actions, current
+
+
 def get_campaign(campaign_id: str) -> Campaign | None:
     return Campaign.get_or_none(*Campaign.key(campaign_id))
 
@@ -329,6 +453,11 @@ def get_campaign_file(campaign_id: str, version: int) -> dict[str, Any] | None:
         return None
     document: dict[str, Any] = item.config
     return document
+
+
+def get_code(code: str) -> Code | None:
+    """The code as typed (any case), or None."""
+    return Code.get_or_none(*Code.key(code))
 
 
 def list_campaigns(status: str = ACTIVE) -> Iterator[Campaign]:

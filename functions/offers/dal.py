@@ -36,36 +36,47 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
+from functions.campaigns import budget
+from functions.campaigns.budget import BudgetLimits
+from functions.campaigns.codes import ALPHABET
 from functions.campaigns.config import CampaignConfig, parse_campaign
 from functions.campaigns.models import (
-    ACTIVE,
     Campaign,
+    Code,
     Offer,
     get_campaign,
     get_campaign_file,
+    get_code,
     get_offer,
+    list_campaigns,
+    list_offers,
 )
-from functions.core.errors import Conflict, NotFound, Throttled
+from functions.campaigns.states import ACTIVE
 from functions.core.ids import new_id
 from functions.core.models import Transaction, TransactionCancelled
 from functions.core.money import Money
-from functions.offers.codes import ALPHABET
-from functions.offers.logic import CodeFacts, LiveCampaign, Refusal, refusal_error
+from functions.offers.errors import (
+    CodesExhausted,
+    Contended,
+    Missing,
+    NotFoundError,
+    Refused,
+)
+from functions.offers.logic import CodeFacts, CustomerOffers, LiveCampaign, OfferFacts, Refusal
 from functions.offers.models import (
     REDEEMED,
     ROLLED_BACK,
-    Code,
     CodeIssue,
     CustomerUsage,
     OrderRedemption,
     Redemption,
-    get_code,
     get_redemption,
 )
 
 __all__ = [
     "CAMPAIGN_TTL",
     "CampaignCache",
+    "IssueOutcome",
     "OfferStore",
     "RedemptionRequest",
     "RollbackOutcome",
@@ -104,11 +115,7 @@ def _retrying(attempt: Callable[[], T]) -> T:
                 raise
         if tries < _MAX_ATTEMPTS:
             time.sleep(random.uniform(0, _FIRST_BACKOFF_SECONDS * 2**tries))  # noqa: S311
-    raise _contended("Too many requests are changing this offer at once; retry shortly.")
-
-
-def _contended(message: str) -> Throttled:
-    return Throttled("contended", message, {"retryAfterSeconds": 1})
+    raise Contended("Too many requests are changing this offer at once; retry shortly.")
 
 
 # -- campaigns, cached per container ---------------------------------------------------
@@ -203,6 +210,13 @@ class RedemptionRequest:
 
 
 @dataclass(frozen=True)
+class IssueOutcome:
+    issue: CodeIssue
+    # False: the customer's code from before (asked again, or by a request racing this).
+    new: bool
+
+
+@dataclass(frozen=True)
 class RollbackOutcome:
     redemption: Redemption
     already: bool
@@ -218,13 +232,52 @@ class OfferStore:
     def __init__(self, campaigns: CampaignCache | None = None) -> None:
         self.campaigns = campaigns or CampaignCache()
 
+    # -- campaigns and offers to show -------------------------------------------------
+
+    def campaign(self, campaign_id: str) -> LiveCampaign:
+        """The campaign (cached); `NotFoundError` when there is none."""
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None:
+            raise NotFoundError(Missing.CAMPAIGN, {"campaignId": campaign_id})
+        return campaign
+
+    def campaigns_with_status(self, status: str) -> list[LiveCampaign]:
+        """Every campaign with `status`, soonest start first, each with its file."""
+        return [self.campaigns.live(item) for item in list_campaigns(status)]
+
+    def offer(self, offer_id: str) -> OfferFacts:
+        """The offer's state as stored now; `NotFoundError` when there is none."""
+        item = get_offer(offer_id)
+        if item is None:
+            raise NotFoundError(Missing.OFFER, {"offerId": offer_id})
+        return _offer_facts(item)
+
+    def active_offers(self) -> list[tuple[OfferFacts, LiveCampaign | None]]:
+        """Every active offer with its campaign (None: the campaign is gone)."""
+        return [
+            (_offer_facts(item), self.campaigns.get(item.campaign_id))
+            for item in list_offers(ACTIVE)
+        ]
+
+    def customer_offers(self, customer_id: str | None, offer_ids: list[str]) -> CustomerOffers:
+        """The customer's issued codes and uses of these offers (one batch read each)."""
+        if customer_id is None or not offer_ids:
+            return CustomerOffers(customer_id, {}, {})
+        issues = CodeIssue.batch_get([CodeIssue.key(customer_id, o) for o in offer_ids])
+        usages = CustomerUsage.batch_get([CustomerUsage.key(customer_id, o) for o in offer_ids])
+        return CustomerOffers(
+            customer_id,
+            issued={issue.offer_id: issue.code for issue in issues},
+            uses={usage.offer_id: usage.uses for usage in usages},
+        )
+
     # -- codes ----------------------------------------------------------------------
 
     def code(self, code: str) -> CodeFacts:
-        """The code as stored (the caller normalised it); 404 ``code_not_found``."""
+        """The code as stored (the caller normalised it); `NotFoundError` when unknown."""
         item = get_code(code)
         if item is None:
-            raise NotFound("code_not_found", "No such code.", {"code": code})
+            raise NotFoundError(Missing.CODE, {"code": code})
         return CodeFacts(
             code=item.code,
             offer_id=item.offer_id,
@@ -239,17 +292,17 @@ class OfferStore:
         campaign = self.campaigns.get(code.campaign_id)
         if campaign is None:
             # A code outlives nothing: codes are only written for a published campaign.
-            raise NotFound("code_not_found", "No such code.", {"code": code.code})
+            raise NotFoundError(Missing.CODE, {"code": code.code})
         return campaign
 
     def issue_code(
-        self, offer: Offer, customer_id: str, expires_at: datetime, at: datetime
-    ) -> CodeIssue:
+        self, offer: OfferFacts, customer_id: str, expires_at: datetime, at: datetime
+    ) -> IssueOutcome:
         """The customer's code for `offer`: the one issued before, else a new one (unique
         mode: an unissued code from the pool; shared: the offer's code)."""
         existing = CodeIssue.find(customer_id, offer.offer_id)
         if existing is not None:
-            return existing
+            return IssueOutcome(existing, new=False)
         if offer.code_mode == "shared":
             return self._issue(offer, offer.shared_code or "", customer_id, expires_at, at)
         for _ in range(_POOL_ROUNDS):
@@ -258,9 +311,9 @@ class OfferStore:
                     return self._issue(offer, candidate, customer_id, expires_at, at)
                 except _CodeTaken:
                     continue
-        raise _contended("Too many customers are being given this offer's codes; retry shortly.")
+        raise Contended("Too many customers are being given this offer's codes; retry shortly.")
 
-    def _pool_candidates(self, offer: Offer) -> list[str]:
+    def _pool_candidates(self, offer: OfferFacts) -> list[str]:
         """A page of unissued codes from a random point of the pool (from its start when
         nothing lies after it), so concurrent issuers rarely race for the same code."""
         start = f"{offer.code_prefix or ''}-{''.join(random.choices(ALPHABET, k=8))}"  # noqa: S311
@@ -268,16 +321,12 @@ class OfferStore:
         if not page:
             page = [c.code for c in Code.pool(offer.offer_id, limit=_POOL_PAGE)]
         if not page:
-            raise Conflict(
-                "codes_exhausted",
-                "Every code of this offer has been issued.",
-                {"offerId": offer.offer_id},
-            )
+            raise CodesExhausted(offer.offer_id)
         return page
 
     def _issue(
-        self, offer: Offer, code: str, customer_id: str, expires_at: datetime, at: datetime
-    ) -> CodeIssue:
+        self, offer: OfferFacts, code: str, customer_id: str, expires_at: datetime, at: datetime
+    ) -> IssueOutcome:
         issue = CodeIssue(
             customer_id=customer_id,
             offer_id=offer.offer_id,
@@ -289,7 +338,7 @@ class OfferStore:
             expires_at=expires_at,
         )
 
-        def attempt() -> CodeIssue:
+        def attempt() -> IssueOutcome:
             transaction = Transaction()
             transaction.put("issue", issue, condition=CodeIssue.pk.does_not_exist())
             if offer.code_mode == "unique":
@@ -301,7 +350,7 @@ class OfferStore:
                 condition=Offer.status == ACTIVE,
             )
             transaction.commit()
-            return issue
+            return IssueOutcome(issue, new=True)
 
         try:
             return _retrying(attempt)
@@ -310,9 +359,9 @@ class OfferStore:
                 # The same customer asked twice at once: the other request issued it.
                 existing = CodeIssue.find(customer_id, offer.offer_id)
                 if existing is not None:
-                    return existing
+                    return IssueOutcome(existing, new=False)
             if cancelled.failed("offer"):
-                raise refusal_error(Refusal.OFFER_ARCHIVED, {"offerId": offer.offer_id}) from None
+                raise Refused(Refusal.OFFER_ARCHIVED, {"offerId": offer.offer_id}) from None
             if cancelled.failed("code"):
                 raise _CodeTaken(code) from None
             raise
@@ -338,16 +387,16 @@ class OfferStore:
         if offer is not None and max_total is not None and offer.redemptions_count >= max_total:
             reasons.append(Refusal.OFFER_LIMIT_REACHED)
         stored = get_campaign(code.campaign_id)
-        if stored is not None and _over_budget(stored, discount.amount):
+        if stored is not None and budget.would_exceed(stored, discount.amount):
             reasons.append(Refusal.BUDGET_EXHAUSTED)
         return reasons
 
     def redeem(self, request: RedemptionRequest) -> Redemption:
         """Count the redemption against every limit at once and store it.
 
-        Raises the refusal's error (409 for a limit or the budget, 422 when the campaign
-        or offer has been archived meanwhile), or `StaleCampaign` when the campaign was
-        republished since it was cached (the caller reloads and decides again).
+        Raises `Refused` (a counted limit or the budget, or the campaign or offer archived
+        meanwhile), or `StaleCampaign` when the campaign was republished since it was
+        cached (the caller reloads and decides again).
         """
         offer_config = request.campaign.offer(request.code.offer_id)
         per_customer = offer_config.usage.per_customer if offer_config else None
@@ -367,12 +416,6 @@ class OfferStore:
             redeemed_at=request.at,
         )
         campaign = request.campaign
-        budget_actions, budget_ok = Campaign.budget_reservation(
-            request.discount.amount,
-            1,
-            limit_amount=campaign.budget_amount,
-            limit_count=campaign.budget_max_rewards,
-        )
         code_actions, code_ok = Code.use()
         if request.code.mode == "unique":
             code_ok &= Code.issued_to == request.customer_id
@@ -400,11 +443,12 @@ class OfferStore:
                 offer_actions,
                 offer_ok & (Offer.status == ACTIVE) & (Offer.campaign_id == redemption.campaign_id),
             )
-            transaction.update(
-                "campaign",
-                Campaign.ref(redemption.campaign_id),
-                budget_actions,
-                budget_ok & (Campaign.version == campaign.version) & (Campaign.status == ACTIVE),
+            budget.reserve(
+                transaction,
+                redemption.campaign_id,
+                request.discount.amount,
+                limits=BudgetLimits(campaign.budget_amount, campaign.budget_max_rewards),
+                only_if=(Campaign.version == campaign.version) & (Campaign.status == ACTIVE),
             )
             transaction.put("redemption", redemption, condition=Redemption.pk.does_not_exist())
             transaction.commit()
@@ -422,7 +466,7 @@ class OfferStore:
         code = request.code
         if cancelled.failed("order"):
             return _already_redeemed(request)
-        changed = _campaign_changed(request) if cancelled.failed("campaign") else None
+        changed = _campaign_changed(request) if cancelled.failed(budget.LABEL) else None
         if changed is not None:
             return changed
         limits = (
@@ -435,11 +479,11 @@ class OfferStore:
         )
         for label, reason, details in limits:
             if cancelled.failed(label):
-                return refusal_error(reason, details)
+                return Refused(reason, details)
         if cancelled.failed("offer"):
             return _offer_refusal(code)
-        if cancelled.failed("campaign"):
-            return refusal_error(
+        if cancelled.failed(budget.LABEL):
+            return Refused(
                 Refusal.BUDGET_EXHAUSTED,
                 {"campaignId": code.campaign_id, "discount": request.discount.model_dump()},
             )
@@ -448,12 +492,11 @@ class OfferStore:
     # -- rollback ---------------------------------------------------------------------
 
     def roll_back(self, redemption_id: str, reason: str, at: datetime) -> RollbackOutcome:
-        """Release everything the redemption counted, once; 404 for an unknown id."""
+        """Release everything the redemption counted, once; `NotFoundError` for an
+        unknown id."""
         redemption = get_redemption(redemption_id)
         if redemption is None:
-            raise NotFound(
-                "redemption_not_found", "No such redemption.", {"redemptionId": redemption_id}
-            )
+            raise NotFoundError(Missing.REDEMPTION, {"redemptionId": redemption_id})
         if redemption.status == ROLLED_BACK:
             return RollbackOutcome(redemption, already=True)
 
@@ -472,11 +515,7 @@ class OfferStore:
                 *CustomerUsage.release(at),
             )
             transaction.update("offer", Offer.ref(redemption.offer_id), *Offer.release_total())
-            transaction.update(
-                "campaign",
-                Campaign.ref(redemption.campaign_id),
-                *Campaign.budget_release(redemption.discount.amount, 1),
-            )
+            budget.release_in(transaction, redemption.campaign_id, redemption.discount.amount)
             transaction.delete(
                 "order",
                 _order_guard(redemption),
@@ -508,19 +547,7 @@ def _already_redeemed(request: RedemptionRequest) -> Exception:
     details = {"orderId": request.order_id, "code": request.code.code}
     if guard is not None:
         details["redemptionId"] = guard.redemption_id
-    return refusal_error(Refusal.ALREADY_REDEEMED, details)
-
-
-def _over_budget(campaign: Campaign, amount: int) -> bool:
-    over_amount = (
-        campaign.budget_amount is not None
-        and campaign.budget_used_amount + amount > campaign.budget_amount
-    )
-    over_count = (
-        campaign.budget_max_rewards is not None
-        and campaign.budget_used_count + 1 > campaign.budget_max_rewards
-    )
-    return over_amount or over_count
+    return Refused(Refusal.ALREADY_REDEEMED, details)
 
 
 def _campaign_changed(request: RedemptionRequest) -> Exception | None:
@@ -529,15 +556,15 @@ def _campaign_changed(request: RedemptionRequest) -> Exception | None:
     if stored is None or stored.version != request.campaign.version:
         return StaleCampaign()
     if stored.status != ACTIVE:
-        return refusal_error(Refusal.CAMPAIGN_ARCHIVED, {"campaignId": stored.campaign_id})
+        return Refused(Refusal.CAMPAIGN_ARCHIVED, {"campaignId": stored.campaign_id})
     return None
 
 
 def _offer_refusal(code: CodeFacts) -> Exception:
     offer = get_offer(code.offer_id)
     if offer is None or offer.status != ACTIVE or offer.campaign_id != code.campaign_id:
-        return refusal_error(Refusal.OFFER_ARCHIVED, {"offerId": code.offer_id})
-    return refusal_error(
+        return Refused(Refusal.OFFER_ARCHIVED, {"offerId": code.offer_id})
+    return Refused(
         Refusal.OFFER_LIMIT_REACHED, {"offerId": code.offer_id, "maxTotal": offer.max_total}
     )
 
@@ -548,4 +575,19 @@ def _order_guard(redemption: Redemption) -> OrderRedemption:
         code=redemption.code,
         redemption_id=redemption.redemption_id,
         created_at=redemption.redeemed_at,
+    )
+
+
+def _offer_facts(item: Offer) -> OfferFacts:
+    return OfferFacts(
+        offer_id=item.offer_id,
+        campaign_id=item.campaign_id,
+        status=item.status,
+        channel=item.channel,
+        code_mode=item.code_mode,
+        shared_code=item.shared_code,
+        code_prefix=item.code_prefix,
+        max_total=item.max_total,
+        per_customer=item.per_customer,
+        redemptions_count=item.redemptions_count,
     )

@@ -11,7 +11,7 @@ can be decided exactly under concurrency; its refusals use the reason codes belo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,22 +19,28 @@ from enum import StrEnum
 from typing import Final
 
 from functions.campaigns.config import CampaignConfig, OfferConfig
-from functions.campaigns.logic import ACTIVE
 from functions.campaigns.rewards import Cart, offer_discount
+from functions.campaigns.states import ACTIVE
 from functions.core.clock import WindowStatus
-from functions.core.errors import Conflict, CurrencyMismatch, RebatesError, Unprocessable
+from functions.core.errors import CurrencyMismatch
 from functions.core.event_types import SalesChannel
 from functions.core.money import Money
 
 __all__ = [
+    "COUNTED_REFUSALS",
     "CodeFacts",
+    "CustomerOffers",
     "LiveCampaign",
+    "OfferFacts",
     "RedemptionCheck",
     "Refusal",
     "campaign_view",
     "check_redemption",
     "discount_view",
-    "refusal_error",
+    "issue_refusal",
+    "offers_to_show",
+    "open_for_listing",
+    "refusal_message",
 ]
 
 
@@ -79,9 +85,9 @@ _MESSAGES: Final[dict[Refusal, str]] = {
     Refusal.BUDGET_EXHAUSTED: "The campaign's budget cannot cover this discount.",
 }
 
-# Refusals that depend on counters other requests move (409); the rest are properties of
-# the request and the campaign (422).
-_CONFLICTS: Final = frozenset(
+# Refusals that depend on counters other requests move; the rest are properties of the
+# request and the campaign. The API answers the first 409 and the others 422.
+COUNTED_REFUSALS: Final = frozenset(
     {
         Refusal.ALREADY_REDEEMED,
         Refusal.CODE_USED_UP,
@@ -92,10 +98,9 @@ _CONFLICTS: Final = frozenset(
 )
 
 
-def refusal_error(reason: Refusal, details: Mapping[str, object] | None = None) -> RebatesError:
-    """The API error for `reason`: 409 for a counted limit, 422 otherwise."""
-    error_type = Conflict if reason in _CONFLICTS else Unprocessable
-    return error_type(reason.value, _MESSAGES[reason], dict(details or {}))
+def refusal_message(reason: Refusal) -> str:
+    """What `reason` means, for people."""
+    return _MESSAGES[reason]
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,117 @@ class CodeFacts:
     issued_to: str | None
     uses: int = 0
     max_uses: int | None = None
+
+
+@dataclass(frozen=True)
+class OfferFacts:
+    """What the table says of an offer now: its state and counters (the file says the
+    rest, through its campaign)."""
+
+    offer_id: str
+    campaign_id: str
+    status: str
+    channel: str
+    code_mode: str
+    shared_code: str | None
+    code_prefix: str | None
+    max_total: int | None
+    per_customer: int | None
+    redemptions_count: int
+
+    @property
+    def used_up(self) -> bool:
+        return self.max_total is not None and self.redemptions_count >= self.max_total
+
+
+@dataclass(frozen=True)
+class CustomerOffers:
+    """A customer's codes and uses, by offer id (empty for an anonymous listing)."""
+
+    customer_id: str | None
+    issued: Mapping[str, str]
+    uses: Mapping[str, int]
+
+
+def issue_refusal(
+    offer: OfferFacts, campaign: LiveCampaign | None, now: datetime
+) -> Refusal | None:
+    """Why `offer` cannot give out a code now, or None.
+
+    Codes may be handed out before the campaign starts (they work from its start); after
+    its end there is nothing left to give.
+    """
+    if offer.status != ACTIVE or campaign is None or campaign.offer(offer.offer_id) is None:
+        return Refusal.OFFER_ARCHIVED
+    if campaign.status != ACTIVE:
+        return Refusal.CAMPAIGN_ARCHIVED
+    if now >= campaign.config.ends_at:
+        return Refusal.EXPIRED
+    return None
+
+
+def open_for_listing(
+    offer: OfferFacts,
+    campaign: LiveCampaign | None,
+    channel: SalesChannel | None,
+    now: datetime,
+) -> bool:
+    """Whether a storefront should show `offer` now on `channel` (any channel: None):
+    live in a live campaign's window, on that channel, and not used up."""
+    if campaign is None or campaign.status != ACTIVE or offer.status != ACTIVE:
+        return False
+    if not campaign.config.window.contains(now) or campaign.offer(offer.offer_id) is None:
+        return False
+    if channel is not None and offer.channel not in ("both", channel):
+        return False
+    return not offer.used_up
+
+
+def offers_to_show(
+    listed: Sequence[tuple[OfferFacts, LiveCampaign]],
+    customer: CustomerOffers,
+) -> list[dict[str, object]]:
+    """The views (`functions.offers.schemas.OfferView`) of the open offers `listed`,
+    without those the customer has used as often as allowed, each with their code and
+    uses when a customer asks."""
+    views = []
+    for offer, campaign in listed:
+        used = customer.uses.get(offer.offer_id, 0)
+        known = customer.customer_id is not None
+        if known and offer.per_customer is not None and used >= offer.per_customer:
+            continue
+        views.append(
+            _offer_view(
+                offer,
+                campaign,
+                code=customer.issued.get(offer.offer_id),
+                used=used if known else None,
+            )
+        )
+    return views
+
+
+def _offer_view(
+    offer: OfferFacts, campaign: LiveCampaign, *, code: str | None, used: int | None
+) -> dict[str, object]:
+    config = campaign.config
+    remaining = (
+        None if offer.max_total is None else max(offer.max_total - offer.redemptions_count, 0)
+    )
+    return {
+        "offerId": offer.offer_id,
+        "campaignId": offer.campaign_id,
+        "channel": offer.channel,
+        "discount": discount_view(config.offer(offer.offer_id), config.currency),
+        "codeMode": offer.code_mode,
+        "startsAt": config.starts_at,
+        "endsAt": config.ends_at,
+        "maxTotal": offer.max_total,
+        "perCustomer": offer.per_customer,
+        "remaining": remaining,
+        "issuedCode": code,
+        "customerUses": used,
+    }
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from typing import Final
 
 import segno
 
+from functions.campaigns.codes import parse_typed_code
 from functions.core.clock import instant_key
-from functions.offers.codes import normalise_code
 
 __all__ = ["PAYLOAD_PREFIX", "QrCode", "qr_for_code"]
 
@@ -55,7 +55,7 @@ class QrCode:
 
 def payload_for(code: str) -> str:
     """``REBATES1:<CODE>``, the code upper-cased (and validated) as stored."""
-    return PAYLOAD_PREFIX + normalise_code(code)
+    return PAYLOAD_PREFIX + parse_typed_code(code)
 
 
 def qr_for_code(code: str, *, offer_id: str, expires_at: datetime | None) -> QrCode:

@@ -44,17 +44,18 @@ from botocore.client import BaseClient
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
+from functions.campaigns.code_pool import CHUNK_SIZE, provision_codes
+from functions.campaigns.codes import generate_codes
 from functions.campaigns.config import parse_campaign
 from functions.campaigns.dal import CampaignStore
 from functions.campaigns.logic import Publish, SourceFile
+from functions.campaigns.models import CodeGeneration
 from functions.core.clock import frozen_at
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER
 from functions.core.ids import new_id
 from functions.core.models import ALLOW_DEFAULT_TABLES_ENV, reset_connections
 from functions.core.tables import ALL_TABLES
-from functions.offers.codes import CHUNK_SIZE, generate_codes, provision_codes
 from functions.offers.handlers import api
-from functions.offers.models import CodeGeneration
 from infra.local.patches import patch_dynamodb_transactions
 from infra.local.proxy_event import lambda_context, proxy_event
 from tests.bench.report import record, table

@@ -11,34 +11,48 @@ so a container that lists offers has the campaigns its next redemption needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.campaigns.models import ACTIVE, Offer, get_offer, list_campaigns, list_offers
+from functions.campaigns.codes import parse_typed_code
 from functions.core.api import ResolverPerThread
 from functions.core.clock import utc_now
-from functions.core.errors import NotFound
+from functions.core.errors import Conflict, NotFound, RebatesError, Throttled, Unprocessable
 from functions.core.event_types import SalesChannel
 from functions.core.idempotency import idempotent
 from functions.core.money import Money
-from functions.core.observability import instrumented
-from functions.offers.codes import normalise_code
+from functions.core.observability import (
+    instrumented,
+    record_code_issued,
+    record_redemption,
+    record_refusal,
+)
 from functions.offers.dal import OfferStore, RedemptionRequest, StaleCampaign
+from functions.offers.errors import (
+    CodesExhausted,
+    Contended,
+    NotFoundError,
+    OfferError,
+    Refused,
+)
 from functions.offers.logic import (
-    LiveCampaign,
+    COUNTED_REFUSALS,
     Refusal,
     campaign_view,
     check_redemption,
-    discount_view,
-    refusal_error,
+    issue_refusal,
+    offers_to_show,
+    open_for_listing,
 )
-from functions.offers.models import CodeIssue, CustomerUsage
 from functions.offers.qr import qr_for_code
 from functions.offers.schemas import (
     CampaignList,
@@ -83,17 +97,56 @@ _CONTENDED = "contended: too many concurrent changes to the same offer, retry sh
 _ARCHIVED = "offer_archived, campaign_archived, expired"
 
 
+# -- domain errors to HTTP, in one place ------------------------------------------------
+
+
+def api_error(error: OfferError) -> RebatesError:
+    """The API's answer to what the offers domain refused: a counted limit, exhausted
+    codes: 409; a property of the request or the campaign: 422; an unknown id: 404;
+    contention: 429 (the storefront retries)."""
+    if isinstance(error, NotFoundError):
+        return NotFound(error.code, error.message, error.details)
+    if isinstance(error, Contended):
+        return Throttled(error.code, error.message, error.details)
+    if isinstance(error, CodesExhausted):
+        return Conflict(error.code, error.message, error.details)
+    if isinstance(error, Refused) and error.reason not in COUNTED_REFUSALS:
+        return Unprocessable(error.code, error.message, error.details)
+    return Conflict(error.code, error.message, error.details)
+
+
+def domain_errors(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Every route's innermost middleware: an `OfferError` becomes its API error here,
+    inside the idempotency middleware, so a refusal is answered (and replayed) as one,
+    and counted once by its reason (a replay runs no route)."""
+    try:
+        return next_middleware(app)
+    except OfferError as error:
+        event = app.current_event
+        record_refusal(f"{event.http_method} {event.resource}", error.code)
+        raise api_error(error) from error
+
+
+_READS: list[Callable[..., Any]] = [domain_errors]
+_CHANGES: list[Callable[..., Any]] = [idempotent(), domain_errors]
+
+
 # -- campaigns ------------------------------------------------------------------------
 
 
-@router.get("/v1/campaigns", summary="Campaigns a storefront may show", tags=["campaigns"])
+@router.get(
+    "/v1/campaigns",
+    summary="Campaigns a storefront may show",
+    tags=["campaigns"],
+    middlewares=_READS,
+)
 def get_campaigns(
     status: Annotated[Literal["active", "archived"], Query()] = "active",
 ) -> CampaignList:
     now = utc_now()
     views = [
-        CampaignView.model_validate(campaign_view(store.campaigns.live(item), now))
-        for item in list_campaigns(status)
+        CampaignView.model_validate(campaign_view(campaign, now))
+        for campaign in store.campaigns_with_status(status)
     ]
     return CampaignList(campaigns=views)
 
@@ -102,91 +155,42 @@ def get_campaigns(
     "/v1/campaigns/<campaignId>",
     summary="One campaign",
     tags=["campaigns"],
+    middlewares=_READS,
     responses=_responses(HTTPStatus.OK, CampaignView, e404="campaign_not_found"),
 )
 def get_campaign_by_id(campaignId: PathId) -> CampaignView:
-    campaign = store.campaigns.get(campaignId)
-    if campaign is None:
-        raise NotFound("campaign_not_found", "No such campaign.", {"campaignId": campaignId})
-    return CampaignView.model_validate(campaign_view(campaign, utc_now()))
+    return CampaignView.model_validate(campaign_view(store.campaign(campaignId), utc_now()))
 
 
 # -- offers ---------------------------------------------------------------------------
 
 
-@router.get("/v1/offers", summary="Offers open now for a channel and customer", tags=["offers"])
+@router.get(
+    "/v1/offers",
+    summary="Offers open now for a channel and customer",
+    tags=["offers"],
+    middlewares=_READS,
+)
 def get_offers(
     channel: Annotated[SalesChannel | None, Query()] = None,
     customerId: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> OfferList:
     now = utc_now()
-    shown: list[tuple[Offer, LiveCampaign]] = []
-    for offer in list_offers(ACTIVE):
-        campaign = store.campaigns.get(offer.campaign_id)
-        if campaign is None or campaign.status != ACTIVE:
-            continue
-        if not campaign.config.window.contains(now) or campaign.offer(offer.offer_id) is None:
-            continue
-        if channel is not None and offer.channel not in ("both", channel):
-            continue
-        if offer.max_total is not None and offer.redemptions_count >= offer.max_total:
-            continue
-        shown.append((offer, campaign))
-    issued, uses = _customer_state(customerId, [offer.offer_id for offer, _ in shown])
-    views = []
-    for offer, campaign in shown:
-        used = uses.get(offer.offer_id, 0)
-        if customerId is not None and offer.per_customer is not None and used >= offer.per_customer:
-            continue
-        views.append(_offer_view(offer, campaign, customerId, issued.get(offer.offer_id), used))
-    return OfferList(offers=views)
-
-
-def _customer_state(
-    customer_id: str | None, offer_ids: list[str]
-) -> tuple[dict[str, str], dict[str, int]]:
-    """The customer's issued codes and uses of these offers (one batch read each)."""
-    if customer_id is None or not offer_ids:
-        return {}, {}
-    issues = CodeIssue.batch_get([CodeIssue.key(customer_id, o) for o in offer_ids])
-    usages = CustomerUsage.batch_get([CustomerUsage.key(customer_id, o) for o in offer_ids])
-    return (
-        {issue.offer_id: issue.code for issue in issues},
-        {usage.offer_id: usage.uses for usage in usages},
-    )
-
-
-def _offer_view(
-    offer: Offer, campaign: LiveCampaign, customer_id: str | None, code: str | None, used: int
-) -> OfferView:
-    config = campaign.config
-    offer_config = config.offer(offer.offer_id)
-    remaining = (
-        None if offer.max_total is None else max(offer.max_total - offer.redemptions_count, 0)
-    )
-    return OfferView.model_validate(
-        {
-            "offerId": offer.offer_id,
-            "campaignId": offer.campaign_id,
-            "channel": offer.channel,
-            "discount": discount_view(offer_config, config.currency),
-            "codeMode": offer.code_mode,
-            "startsAt": config.starts_at,
-            "endsAt": config.ends_at,
-            "maxTotal": offer.max_total,
-            "perCustomer": offer.per_customer,
-            "remaining": remaining,
-            "issuedCode": code,
-            "customerUses": used if customer_id is not None else None,
-        }
-    )
+    listed = [
+        (offer, campaign)
+        for offer, campaign in store.active_offers()
+        if campaign is not None and open_for_listing(offer, campaign, channel, now)
+    ]
+    customer = store.customer_offers(customerId, [offer.offer_id for offer, _ in listed])
+    views = offers_to_show(listed, customer)
+    return OfferList(offers=[OfferView.model_validate(view) for view in views])
 
 
 @router.post(
     "/v1/offers/<offerId>/codes",
     summary="Issue a code to a customer (or return the shared code)",
     tags=["offers"],
-    middlewares=[idempotent()],
+    middlewares=_CHANGES,
     status_code=HTTPStatus.CREATED,
     responses=_responses(
         HTTPStatus.CREATED,
@@ -198,21 +202,18 @@ def _offer_view(
     ),
 )
 def issue_code(offerId: PathId, body: IssueCodeRequest) -> IssuedCode:
-    offer = get_offer(offerId)
-    if offer is None:
-        raise NotFound("offer_not_found", "No such offer.", {"offerId": offerId})
+    offer = store.offer(offerId)
     campaign = store.campaigns.get(offer.campaign_id)
-    if offer.status != ACTIVE or campaign is None or campaign.offer(offerId) is None:
-        raise refusal_error(Refusal.OFFER_ARCHIVED, {"offerId": offerId})
-    if campaign.status != ACTIVE:
-        raise refusal_error(Refusal.CAMPAIGN_ARCHIVED, {"campaignId": offer.campaign_id})
     now = utc_now()
-    expires_at = campaign.config.ends_at
-    # Codes may be handed out before the campaign starts (they work from its start);
-    # after its end there is nothing left to give.
-    if now >= expires_at:
-        raise refusal_error(Refusal.EXPIRED, {"offerId": offerId})
-    issue = store.issue_code(offer, body.customerId, expires_at, now)
+    refusal = issue_refusal(offer, campaign, now)
+    if refusal is Refusal.CAMPAIGN_ARCHIVED:
+        raise Refused(refusal, {"campaignId": offer.campaign_id})
+    if refusal is not None or campaign is None:
+        raise Refused(refusal or Refusal.OFFER_ARCHIVED, {"offerId": offerId})
+    outcome = store.issue_code(offer, body.customerId, campaign.config.ends_at, now)
+    issue = outcome.issue
+    if outcome.new:
+        record_code_issued(issue.mode)
     qr = None
     if offer.channel in ("in_store", "both"):
         symbol = qr_for_code(issue.code, offer_id=offerId, expires_at=issue.expires_at)
@@ -236,10 +237,11 @@ def issue_code(offerId: PathId, body: IssueCodeRequest) -> IssuedCode:
     "/v1/redemptions/validate",
     summary="What a code would give this cart, without redeeming it",
     tags=["redemptions"],
+    middlewares=_READS,
     responses=_responses(HTTPStatus.OK, Validation, e404="code_not_found"),
 )
 def validate_redemption(body: ValidateRequest) -> Validation:
-    code = store.code(normalise_code(body.code))
+    code = store.code(parse_typed_code(body.code))
     campaign = store.campaign_of(code)
     check = check_redemption(
         campaign,
@@ -260,7 +262,7 @@ def validate_redemption(body: ValidateRequest) -> Validation:
     "/v1/redemptions",
     summary="Redeem a code at checkout; limits and budget are enforced atomically",
     tags=["redemptions"],
-    middlewares=[idempotent()],
+    middlewares=_CHANGES,
     status_code=HTTPStatus.CREATED,
     responses=_responses(
         HTTPStatus.CREATED,
@@ -275,7 +277,7 @@ def validate_redemption(body: ValidateRequest) -> Validation:
     ),
 )
 def redeem(body: RedeemRequest) -> Redeemed:
-    code = store.code(normalise_code(body.code))
+    code = store.code(parse_typed_code(body.code))
     campaign = store.campaign_of(code)
     for passes in range(1, _REDEEM_PASSES + 1):
         now = utc_now()
@@ -289,7 +291,7 @@ def redeem(body: RedeemRequest) -> Redeemed:
         )
         if not check.allowed:
             first = check.reasons[0]
-            raise refusal_error(first, {"reasons": [reason.value for reason in check.reasons]})
+            raise Refused(first, {"reasons": [reason.value for reason in check.reasons]})
         request = RedemptionRequest(
             code=code,
             campaign=campaign,
@@ -306,9 +308,10 @@ def redeem(body: RedeemRequest) -> Redeemed:
         except StaleCampaign:
             fresh = store.campaigns.reload(code.campaign_id)
             if fresh is None or passes == _REDEEM_PASSES:
-                raise refusal_error(Refusal.OFFER_ARCHIVED, {"offerId": code.offer_id}) from None
+                raise Refused(Refusal.OFFER_ARCHIVED, {"offerId": code.offer_id}) from None
             campaign = fresh
             continue
+        record_redemption(body.channel)
         return Redeemed(
             redemptionId=redemption.redemption_id,
             discount=redemption.discount,
@@ -325,7 +328,7 @@ def redeem(body: RedeemRequest) -> Redeemed:
     "/v1/redemptions/<redemptionId>/rollback",
     summary="Release a redemption's usage and budget (order cancelled, payment failed)",
     tags=["redemptions"],
-    middlewares=[idempotent()],
+    middlewares=_CHANGES,
     responses=_responses(HTTPStatus.OK, RolledBack, e404="redemption_not_found", e429=_CONTENDED),
 )
 def roll_back(redemptionId: PathId, body: RollbackRequest) -> RolledBack:

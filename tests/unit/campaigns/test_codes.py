@@ -1,4 +1,4 @@
-"""Offer codes: alphabet, normalisation, generation, and storage that never overwrites."""
+"""Offer codes: alphabet, typed input, generation, and storage that never overwrites."""
 
 from __future__ import annotations
 
@@ -10,27 +10,26 @@ from typing import Any
 import pytest
 from pynamodb.exceptions import TransactWriteError
 
-import functions.offers.codes as codes_module
-from functions.campaigns.models import Offer
-from functions.core.errors import BadRequest
-from functions.core.models import TransactionCancelled
-from functions.offers.codes import (
+import functions.campaigns.code_pool as codes_module
+from functions.campaigns.code_pool import CHUNK_SIZE, StoredCodes, provision_codes, store_new_codes
+from functions.campaigns.codes import (
     ALPHABET,
-    CHUNK_SIZE,
     MAX_COLLISION_PROBABILITY,
     MIN_RANDOM_LENGTH,
     InvalidCode,
-    StoredCodes,
     code_length,
     collision_probability,
     generate_codes,
-    normalise_code,
     normalise_prefix,
-    provision_codes,
+    parse_typed_code,
     split_code,
-    store_new_codes,
 )
-from functions.offers.models import Code, CodeGeneration, get_code
+from functions.campaigns.models import Code, CodeGeneration, Offer, get_code
+from functions.core.errors import BadRequest
+from functions.core.models import TransactionCancelled
+from tests.support.aws import aws_env, tables
+
+__all__ = ["aws_env", "tables"]
 
 OFFER = "TRAIL10"
 CAMPAIGN = "spring-trail-2027"
@@ -58,7 +57,7 @@ def test_alphabet_has_no_look_alikes_or_vowels() -> None:
     ],
 )
 def test_codes_are_case_insensitive_and_trimmed(typed: str, stored: str) -> None:
-    assert normalise_code(typed) == stored
+    assert parse_typed_code(typed) == stored
 
 
 @pytest.mark.parametrize(
@@ -77,7 +76,7 @@ def test_codes_are_case_insensitive_and_trimmed(typed: str, stored: str) -> None
 )
 def test_anything_but_letters_digits_and_hyphens_is_refused(typed: str) -> None:
     with pytest.raises(InvalidCode) as raised:
-        normalise_code(typed)
+        parse_typed_code(typed)
     assert isinstance(raised.value, BadRequest)
     assert (raised.value.status, raised.value.code) == (400, "invalid_code")
 
@@ -124,7 +123,7 @@ def test_generated_codes_are_distinct_and_well_formed() -> None:
     assert len(codes) == len(set(codes)) == 2_000
     shape = re.compile(rf"TRAIL-[{ALPHABET}]{{{length}}}")
     assert all(shape.fullmatch(code) for code in codes)
-    assert all(normalise_code(code) == code for code in codes)
+    assert all(parse_typed_code(code) == code for code in codes)
     assert split_code(codes[0]) == ("TRAIL", codes[0].removeprefix("TRAIL-"))
 
 

@@ -47,8 +47,8 @@ EXPECTED: dict[type[Model], TableSpec] = {
     campaigns.Campaign: CAMPAIGNS,
     campaigns.CampaignVersion: CAMPAIGNS,
     campaigns.Offer: CAMPAIGNS,
-    offers.Code: CAMPAIGNS,
-    offers.CodeGeneration: CAMPAIGNS,
+    campaigns.Code: CAMPAIGNS,
+    campaigns.CodeGeneration: CAMPAIGNS,
     offers.CodeIssue: CAMPAIGNS,
     offers.CustomerUsage: CAMPAIGNS,
     offers.Redemption: CAMPAIGNS,
@@ -131,7 +131,7 @@ def test_table_name_comes_from_the_spec_variable(monkeypatch: pytest.MonkeyPatch
     assert campaigns.Campaign.Meta.table_name == "stack-CampaignsTable-1A2B"
     # Read on every access, not cached: a changed variable is seen at once.
     monkeypatch.setenv("CAMPAIGNS_TABLE", "other")
-    assert offers.Code.Meta.table_name == "other"
+    assert campaigns.Code.Meta.table_name == "other"
 
 
 def test_the_variable_wins_over_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

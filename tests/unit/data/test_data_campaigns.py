@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from functions.campaigns import budget
+from functions.campaigns.budget import BudgetLimits
 from functions.campaigns.models import (
-    ACTIVE,
-    ARCHIVED,
     Campaign,
     CampaignVersion,
     Discount,
@@ -19,6 +19,7 @@ from functions.campaigns.models import (
     list_campaigns,
     list_offers,
 )
+from functions.campaigns.states import ACTIVE, ARCHIVED
 from functions.core.models import Transaction, TransactionCancelled
 from tests.support.tables import refused_by_condition
 from tests.unit.data.factories import T0, make_campaign, make_offer, publish
@@ -63,7 +64,7 @@ def test_archiving_moves_the_campaign_between_status_partitions(tables: list[str
 def test_republish_keeps_counters_and_history(tables: list[str]) -> None:
     publish(make_campaign(version=1))
     Campaign.ref("spring-trail-2027").update(
-        *Campaign.budget_reservation(1000, 1, limit_amount=5000, limit_count=3)
+        *budget.reservation(1000, 1, limits=BudgetLimits(5000, 3))
     )
     publish(make_campaign(version=2, name="Renamed", budget_amount=9000))
     campaign = get_campaign("spring-trail-2027")
@@ -102,16 +103,16 @@ def test_optional_fields_are_removed_on_republish(tables: list[str]) -> None:
 def test_budget_reservation_never_exceeds_the_cap(tables: list[str]) -> None:
     publish(make_campaign())  # 5000 JPY, 3 rewards
     ref = Campaign.ref("spring-trail-2027")
-    ref.update(*Campaign.budget_reservation(3000, 1, limit_amount=5000, limit_count=3))
-    ref.update(*Campaign.budget_reservation(2000, 1, limit_amount=5000, limit_count=3))
+    ref.update(*budget.reservation(3000, 1, limits=BudgetLimits(5000, 3)))
+    ref.update(*budget.reservation(2000, 1, limits=BudgetLimits(5000, 3)))
     with refused_by_condition():
-        ref.update(*Campaign.budget_reservation(1, 1, limit_amount=5000, limit_count=3))
+        ref.update(*budget.reservation(1, 1, limits=BudgetLimits(5000, 3)))
     campaign = get_campaign("spring-trail-2027")
     assert campaign is not None
     assert (campaign.budget_used_amount, campaign.budget_used_count) == (5000, 2)
-    ref.update(*Campaign.budget_release(2000, 1))
+    ref.update(*budget.release(2000, 1))
     with refused_by_condition():
-        ref.update(*Campaign.budget_release(4000, 1))  # more than was used
+        ref.update(*budget.release(4000, 1))  # more than was used
 
 
 def test_budget_reservation_refuses_a_stale_limit(tables: list[str]) -> None:
@@ -120,7 +121,7 @@ def test_budget_reservation_refuses_a_stale_limit(tables: list[str]) -> None:
     # The caller read 5000 before the republish lowered it to 1000.
     with refused_by_condition():
         Campaign.ref("spring-trail-2027").update(
-            *Campaign.budget_reservation(3000, 1, limit_amount=5000, limit_count=3)
+            *budget.reservation(3000, 1, limits=BudgetLimits(5000, 3))
         )
 
 
@@ -129,7 +130,7 @@ def test_budget_reservation_needs_the_campaign(tables: list[str]) -> None:
     transaction.update(
         "budget",
         Campaign.ref("missing"),
-        *Campaign.budget_reservation(1, 1, limit_amount=None, limit_count=None),
+        *budget.reservation(1, 1, limits=BudgetLimits(None, None)),
     )
     with pytest.raises(TransactionCancelled) as cancelled:
         transaction.commit()

@@ -7,18 +7,17 @@ from typing import Any
 
 import pytest
 
-from functions.campaigns.models import Campaign, Offer, get_campaign, get_offer
+from functions.campaigns.budget import BudgetLimits, release, reservation
+from functions.campaigns.models import Campaign, Code, Offer, get_campaign, get_code, get_offer
 from functions.core.models import Transaction, TransactionCancelled
 from functions.core.money import Money
 from functions.offers.models import (
     REDEEMED,
     ROLLED_BACK,
-    Code,
     CodeIssue,
     CustomerUsage,
     OrderRedemption,
     Redemption,
-    get_code,
     get_redemption,
 )
 from tests.support.tables import refused_by_condition
@@ -142,7 +141,7 @@ def redeem(
     transaction.update(
         "budget",
         Campaign.ref(CAMPAIGN),
-        *Campaign.budget_reservation(discount, 1, limit_amount=budget, limit_count=max_rewards),
+        *reservation(discount, 1, limits=BudgetLimits(budget, max_rewards)),
     )
     transaction.put(
         "redemption",
@@ -183,7 +182,7 @@ def roll_back(redemption: Redemption, discount: int = 1000) -> None:
         *CustomerUsage.release(T0),
     )
     transaction.update("offer", Offer.ref(redemption.offer_id), *Offer.release_total())
-    transaction.update("budget", Campaign.ref(CAMPAIGN), *Campaign.budget_release(discount, 1))
+    transaction.update("budget", Campaign.ref(CAMPAIGN), *release(discount, 1))
     transaction.delete(
         "order_guard",
         OrderRedemption(order_id=redemption.order_id, code=redemption.code),

@@ -17,13 +17,14 @@ import pytest
 from functions.campaigns.config import parse_campaign
 from functions.campaigns.dal import CampaignStore
 from functions.campaigns.logic import Publish, SourceFile
-from functions.campaigns.models import get_campaign, get_offer
+from functions.campaigns.models import get_campaign, get_code, get_offer
 from functions.core.clock import FixedClock, frozen_at
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from functions.offers.handlers import api
-from functions.offers.models import CustomerUsage, get_code, get_redemption
+from functions.offers.models import CustomerUsage, get_redemption
 from infra.local.proxy_event import lambda_context, proxy_event
 from tests.support.aws import aws_env, tables
+from tests.unit.core.log_capture import metric_values
 
 __all__ = ["aws_env", "tables"]
 
@@ -452,3 +453,41 @@ def test_the_lambda_handler_serves_the_routes(clock: FixedClock) -> None:
     event = proxy_event("GET", "/v1/campaigns/shop-2027", api_key="test-key")
     response = api.handler(event, lambda_context("rebates-offers-api"))
     assert response["statusCode"] == 200
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+def handled(method: str, path: str, body: Any, key: str | None = None) -> int:
+    """One invocation through the Lambda handler, which flushes its metrics at the end."""
+    headers = {IDEMPOTENCY_KEY_HEADER: key} if key else None
+    event = proxy_event(method, path, body=body, headers=headers, api_key="test-key")
+    response = api.handler(event, lambda_context("rebates-offers-api"))
+    return int(response["statusCode"])
+
+
+def test_operators_count_codes_redemptions_and_refusals_by_reason(
+    clock: FixedClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codes = "/v1/offers/WEB10/codes"
+    assert handled("POST", codes, {"customerId": "cust-1"}) == 201
+    assert handled("POST", codes, {"customerId": "cust-1"}) == 201  # the same code again
+    checkout = {
+        "code": "welcome-500",
+        "customerId": "cust-1",
+        "orderId": "order-1",
+        "channel": "online",
+        "cart": BIG_CART,
+    }
+    assert handled("POST", "/v1/redemptions", checkout, key="k-1") == 201
+    assert handled("POST", "/v1/redemptions", checkout, key="k-1") == 201  # a replay
+    assert handled("POST", "/v1/redemptions", checkout) == 409  # the same order again
+    small = {**checkout, "orderId": "order-2", "cart": cart(("TRAIL-01", 1, 1000))}
+    assert handled("POST", "/v1/redemptions", small) == 422
+    out = capsys.readouterr().out
+    assert metric_values(out, "CodesIssued", mode="unique") == [1.0]
+    assert metric_values(out, "Redemptions", channel="online") == [1.0]
+    route = {"route": "POST /v1/redemptions"}
+    assert metric_values(out, "Refusals", **route, reason="already_redeemed") == [1.0]
+    assert metric_values(out, "Refusals", **route, reason="below_min_purchase") == [1.0]
+    assert len(metric_values(out, "Refusals")) == 2

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import segno
 
-from functions.offers.codes import InvalidCode, generate_codes
+from functions.campaigns.codes import InvalidCode, generate_codes
 from functions.offers.qr import PAYLOAD_PREFIX, QrCode, qr_for_code
 
 SVG = "{http://www.w3.org/2000/svg}"
