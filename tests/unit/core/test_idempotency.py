@@ -29,9 +29,9 @@ from functions.core.idempotency import (
     idempotent,
 )
 from functions.core.ids import new_id
-from functions.core.models import schema_mismatches
 from infra.local.proxy_event import lambda_context, proxy_event
 from tests.support.aws import aws_env, tables
+from tests.support.schema import schema_mismatches
 
 __all__ = ["aws_env", "tables"]  # fixtures, found by name
 

@@ -26,7 +26,6 @@ from functions.core.models import (
     bound_spec,
     reset_connections,
     resolve_region,
-    schema_mismatches,
 )
 from functions.core.settings import SettingsError
 from functions.core.tables import (
@@ -39,6 +38,7 @@ from functions.core.tables import (
     WALLET,
     TableSpec,
 )
+from tests.support.schema import schema_mismatches
 from tests.support.tables import create_table_request
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,0 +1,156 @@
+"""Reading a campaign file (YAML or JSON, within caps on size and expansion) and
+validating its document with every error at once (`parse_campaign`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable, Mapping
+from pathlib import PurePosixPath
+from typing import Any, Final
+
+import yaml
+from pydantic import ValidationError
+
+from functions.campaigns.config.campaign import DEFER_RULES, CampaignConfig, rule_problems
+from functions.campaigns.config.document import read_field
+from functions.campaigns.config.errors import CampaignFileError, described, shape_problems
+
+# Campaign files are a few kilobytes; the caps keep a hostile or broken upload (a YAML
+# alias bomb expands exponentially while staying small) from exhausting the loader.
+MAX_FILE_BYTES: Final = 1024 * 1024
+_MAX_VALUES: Final = 100_000
+
+
+def _file_error(message: str) -> CampaignFileError:
+    return CampaignFileError([{"path": "$", "message": message}])
+
+
+def parse_campaign(document: Any) -> CampaignConfig:
+    """Validate a loaded campaign document (a mapping); raise with every error found."""
+    if not isinstance(document, Mapping):
+        what = "empty" if document is None else f"a {type(document).__name__}"
+        raise _file_error(f"a campaign file is a mapping of keys (id, name, kind, ...), not {what}")
+    problems = rule_problems(document)
+    try:
+        config = CampaignConfig.model_validate(document, context={DEFER_RULES: True})
+    except ValidationError as error:
+        problems = [*shape_problems(error), *problems]
+    else:
+        if not problems:
+            return config
+    campaign_id = read_field(document, CampaignConfig, "id")
+    raise CampaignFileError(described(problems), campaign_id)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader (plain data only) that refuses a key given twice in one mapping.
+
+    Plain YAML keeps the last value silently, so a second `reward:` would quietly replace
+    the first. Keys merged in with `<<:` may still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key '{key_node.value}' twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str) -> Any:
+    try:
+        # A SafeLoader subclass: no Python objects are ever constructed from the file.
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = "; ".join(part for part in (error.context, error.problem) if part)
+        raise _file_error(f"not valid YAML{where}: {problem}") from None
+    except yaml.YAMLError as error:
+        raise _file_error(f"not valid YAML: {error}") from None
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"found the key '{key}' twice in one object")
+        document[key] = value
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _load_json(text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise _file_error(
+            f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    except ValueError as error:
+        raise _file_error(f"not valid JSON: {error}") from None
+
+
+_LOADERS: Final[Mapping[str, Callable[[str], Any]]] = {
+    ".yaml": _load_yaml,
+    ".yml": _load_yaml,
+    ".json": _load_json,
+}
+
+
+def read_campaign_document(name: str, content: bytes) -> Any:
+    """The document in a campaign file, by its name's suffix (.yaml, .yml or .json).
+
+    Not validated yet (that is `parse_campaign`): a loader may read the ``id`` of a file
+    it rejects. Unreadable files raise `CampaignFileError` with a ``$`` error.
+    """
+    suffix = PurePosixPath(name).suffix.lower()
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        raise _file_error(f"unsupported file type '{suffix or name}': use .yaml, .yml or .json")
+    if len(content) > MAX_FILE_BYTES:
+        raise _file_error(f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _file_error(f"the file is not UTF-8 text (byte {error.start})") from None
+    try:
+        document = loader(text)
+    except RecursionError:
+        raise _file_error("the file is nested too deeply") from None
+    if _expands_beyond(document, _MAX_VALUES):
+        raise _file_error(f"the file holds more than {_MAX_VALUES} values once expanded")
+    return document
+
+
+def _expands_beyond(document: Any, limit: int) -> bool:
+    # YAML aliases share one object between many places (or point back at themselves),
+    # so the size that matters is the number of values reached, counted with repeats.
+    pending, seen = [document], 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+def load_campaign_file(name: str, content: bytes) -> CampaignConfig:
+    """Read and validate a campaign file; raise `CampaignFileError` with every error."""
+    return parse_campaign(read_campaign_document(name, content))
