@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from pydantic import BaseModel, Field
 
-from functions.core.api import PUBLIC_ROUTES, make_resolver, routes_of
+from functions.core.api import PUBLIC_ROUTES, UNSUPPORTED_MEDIA_TYPE, make_resolver, routes_of
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, Idempotency
 
 # Module paths of every module that declares a `router`; later domains add theirs.
@@ -68,8 +68,9 @@ def build_openapi() -> str:
 
 
 def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]]) -> dict[str, Any]:
-    """State what the generator cannot know: the API key, 400 for invalid requests, the
-    error body of every error response, and the Idempotency-Key header where honoured.
+    """State what the generator cannot know: the API key and the 403 without it, 400 for
+    invalid requests, 415 for a body of another media type, the error body of every error
+    response, and the Idempotency-Key header where honoured.
 
     Powertools documents request validation failures as FastAPI-style 422 bodies; this
     API answers them as 400 in the common error shape, so the document says that.
@@ -91,21 +92,46 @@ def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]])
             responses = operation.setdefault("responses", {})
             if responses.get("422", {}).get("description") == "Validation Error":
                 responses.pop("422")
-            if "requestBody" in operation or operation.get("parameters"):
-                responses["400"] = {"description": "Invalid request"}
-            if (method.upper(), path) in idempotent:
+            keyed = (method.upper(), path) in idempotent
+            if keyed:
                 operation.setdefault("parameters", []).append(_IDEMPOTENCY_HEADER)
                 responses["409"] = {
                     "description": " ".join(
                         filter(None, [responses.get("409", {}).get("description"), _KEY_CONFLICTS])
                     )
                 }
+            if "requestBody" in operation or operation.get("parameters"):
+                responses["400"] = {"description": _invalid_request(operation, keyed=keyed)}
+            if "requestBody" in operation:
+                media_types = sorted(operation["requestBody"].get("content", {}))
+                responses["415"] = {
+                    "description": f"{UNSUPPORTED_MEDIA_TYPE}: the body is not "
+                    + " or ".join(media_types)
+                    + " (in UTF-8)"
+                }
+            if (method.upper(), path) in PUBLIC_ROUTES:
+                operation["security"] = []
+            else:
+                responses["403"] = {"description": _FORBIDDEN}
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = error_content
-            if (method.upper(), path) in PUBLIC_ROUTES:
-                operation["security"] = []
     return document
+
+
+def _invalid_request(operation: dict[str, Any], *, keyed: bool) -> str:
+    causes = []
+    if "requestBody" in operation:
+        causes.append("the body is not one strict UTF-8 JSON document matching the schema")
+    if any(parameter.get("in") != "header" for parameter in operation.get("parameters", [])):
+        causes.append("a path or query parameter does not match the schema")
+    text = "invalid_request" + (": " + "; or ".join(causes) if causes else "")
+    if keyed:
+        text += " (or invalid_idempotency_key)"
+    return text
+
+
+_FORBIDDEN = "Missing or wrong x-api-key (answered by API Gateway)"
 
 
 _KEY_CONFLICTS = "(or idempotency_key_reused, idempotency_key_in_use)"

@@ -47,8 +47,10 @@ cannot meet these: their ids start otherwise (``notification#...``; Powertools' 
 should a queue consumer use it, ``<function>#<hash>``).
 
 Placement: as a route middleware it runs after request validation (a malformed body is a
-400 that never touches the table) and sees the route's response after response
-serialisation, or the `RebatesError` the route raised.
+400 that never touches the table: nothing is stored, so the corrected request may reuse
+the key; likewise a 415 or a body that does not decode, which `functions.core.api` refuses
+in the same step) and sees the route's response after response serialisation, or the
+`RebatesError` the route raised.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import BaseMiddlewareHandler, NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.json_encoder import Encoder
 from pynamodb.attributes import TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError
@@ -236,23 +239,56 @@ class Idempotency(BaseMiddlewareHandler[APIGatewayRestResolver]):
 
 
 def request_fingerprint(event: APIGatewayProxyEvent) -> str:
-    """SHA-256 of the request's method, path, query and canonical body."""
-    body = event.decoded_body
-    canonical_body: Any = body
-    if body:
-        try:
-            canonical_body = {"json": json.loads(body)}
-        except ValueError:
-            canonical_body = {"text": body}
+    """SHA-256 of the request's method, path, query and canonical body.
+
+    Never raises for a body: on a route that declares one, the resolver has refused a
+    malformed body before this runs; a route without one ignores its body, which may then
+    be anything, and is hashed as received.
+    """
     query = event.multi_value_query_string_parameters or {}
     request = {
         "method": event.http_method,
         "path": event.path,
         "query": sorted((name, sorted(values)) for name, values in query.items()),
-        "body": canonical_body,
+        "body": _canonical_body(event),
     }
-    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        request["body"] = _received_body(event)
+        text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # surrogatepass: a lone surrogate in a body no route reads has no UTF-8 form; for
+    # every other string the bytes (and so the fingerprints already stored) are the same.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _canonical_body(event: APIGatewayProxyEvent) -> Any:
+    """The body as JSON (so key order and spacing do not count), else as text, else as
+    received (`_received_body`) when it is not even text."""
+    if not event.get("body"):
+        return event.get("body")
+    try:
+        body = event.decoded_body
+    except (ValueError, RequestValidationError):
+        # Powertools' own event raises ValueErrors (bad base64, not UTF-8); the resolver's
+        # raises the 400 it would answer.
+        return _received_body(event)
+    if not isinstance(body, str):
+        # Powertools' own event hands a bytes body (a direct invocation's) through.
+        return _received_body(event)
+    if not body:
+        return body
+    try:
+        return {"json": json.loads(body)}
+    except (ValueError, RecursionError):
+        return {"text": body}
+
+
+def _received_body(event: APIGatewayProxyEvent) -> dict[str, Any]:
+    body: str | bytes = event.get("body") or ""
+    if isinstance(body, bytes | bytearray):
+        return {"received": base64.b64encode(body).decode("ascii"), "base64": True}
+    return {"received": body, "base64": event.is_base64_encoded}
 
 
 def _record_id(event: APIGatewayProxyEvent, key: str) -> str:
