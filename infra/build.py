@@ -7,6 +7,11 @@
   by pip as wheels for the Lambda platform (Linux arm64, CPython 3.12) so that the
   compiled ones (pydantic_core, wrapt) are the right binaries whatever machine builds.
 
+Both carry CPython 3.12 bytecode beside their sources (`compile_bytecode`): Lambda's
+filesystem is read-only, so a module shipped without it is compiled again at every cold
+start. Compiling needs a Python 3.12 interpreter (`lambda_python`); without one the
+assets are built without bytecode, with a warning.
+
 Each build is recorded in a stamp file holding the hash of its inputs; a build whose
 stamp matches returns at once, so tests and `infra/app.py` can call it every time.
 Builds go to a temporary directory and replace the output only when complete, under
@@ -18,8 +23,10 @@ Run `python -m infra.build` to build both.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -41,11 +48,18 @@ LAYER_DIR = BUILD_DIR / "layer"
 HOST_SITE_DIR = BUILD_DIR / "host-site"
 
 # Bump when the build recipe changes in a way the hashed inputs do not show.
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 # The Lambda target: must match the runtime and architecture DomainFunction deploys.
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 LAMBDA_PYTHON = "3.12"
+# Where Lambda mounts the code asset and the layer: the paths compiled bytecode names, so
+# tracebacks read as on Lambda and the bytes do not depend on the build directory.
+LAMBDA_TASK_ROOT = "/var/task"
+LAMBDA_LAYER_ROOT = "/opt"
+# An interpreter of LAMBDA_PYTHON to compile the bytecode with, when the one building is
+# another version and none is found on PATH (or under pyenv).
+LAMBDA_PYTHON_ENV = "REBATES_LAMBDA_PYTHON"
 
 # The Lambda Python runtime ships boto3 and its dependency closure, so the layer
 # leaves them out: that keeps the layer small and lets AWS patch the SDK. The names
@@ -101,8 +115,89 @@ def _code_sources() -> list[tuple[Path, Path]]:
     return functions + events
 
 
+def _python_version(executable: str) -> str | None:
+    """`major.minor` of the interpreter at `executable`, None when it does not run."""
+    try:
+        out = subprocess.run(  # noqa: S603 - an interpreter path, fixed arguments
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@functools.cache
+def lambda_python() -> str | None:
+    """A Python of Lambda's version (LAMBDA_PYTHON) to compile the assets' bytecode with.
+
+    `$REBATES_LAMBDA_PYTHON` if set (and it must be one), else this interpreter, else
+    `python3.12` on PATH, else pyenv's; None when there is none.
+    """
+    configured = os.environ.get(LAMBDA_PYTHON_ENV)
+    if configured:
+        if _python_version(configured) != LAMBDA_PYTHON:
+            raise RuntimeError(f"{LAMBDA_PYTHON_ENV}={configured} is not Python {LAMBDA_PYTHON}")
+        return configured
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == LAMBDA_PYTHON:
+        return sys.executable
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [shutil.which(f"python{LAMBDA_PYTHON}")]
+    candidates += [
+        str(p)
+        for p in sorted(pyenv.glob(f"{LAMBDA_PYTHON}.*/bin/python{LAMBDA_PYTHON}"), reverse=True)
+    ]
+    for candidate in candidates:
+        if candidate and _python_version(candidate) == LAMBDA_PYTHON:
+            return candidate
+    return None
+
+
+def _bytecode_recipe() -> str:
+    """What bytecode the assets get: part of their hashes, so finding a compiler rebuilds."""
+    return "none" if lambda_python() is None else f"cpython-{LAMBDA_PYTHON}:unchecked-hash"
+
+
+def compile_bytecode(directory: Path, deployed_at: str) -> None:
+    """Compile every module under `directory` for Lambda's Python, beside its source.
+
+    Hash-based and unchecked (`--invalidation-mode unchecked-hash`): Lambda loads the
+    .pyc without reading or stat-ing its source for a date, and the bytes do not depend
+    on file times, so an unchanged source keeps the asset hash. The asset is immutable,
+    so the check would never find a difference. Paths inside are `deployed_at`'s (where
+    Lambda mounts `directory`). A module that does not compile fails the build, not a
+    cold start. Without a Python of that version: a warning, and no bytecode.
+    """
+    python = lambda_python()
+    if python is None:
+        print(
+            f"warning: no Python {LAMBDA_PYTHON} found (set {LAMBDA_PYTHON_ENV}): "
+            f"{directory.name} ships no bytecode, every cold start compiles every module",
+            file=sys.stderr,
+        )
+        return
+    command = [
+        python,
+        "-m",
+        "compileall",
+        "-q",
+        "-j0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-s",
+        str(directory),
+        "-p",
+        deployed_at,
+        str(directory),
+    ]
+    subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
+
+
 def _code_hash(sources: list[tuple[Path, Path]]) -> str:
-    digest = hashlib.sha256(f"code:{RECIPE_VERSION}".encode())
+    digest = hashlib.sha256(f"code:{RECIPE_VERSION}:{_bytecode_recipe()}".encode())
     for source, target in sources:
         digest.update(str(target).encode() + b"\0" + source.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -115,6 +210,7 @@ def _layer_hash(requirements: list[str]) -> str:
         "excluded": sorted(RUNTIME_PROVIDED),
         "platform": LAMBDA_PLATFORM,
         "python": LAMBDA_PYTHON,
+        "bytecode": _bytecode_recipe(),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -172,6 +268,7 @@ def build_code() -> Path:
         for source, target in sources:
             (staged / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, staged / target)
+        compile_bytecode(staged, LAMBDA_TASK_ROOT)
 
     return _build(CODE_DIR, digest, copy)
 
@@ -197,7 +294,10 @@ def _distribution_name(dist_info: Path) -> str:
 
 
 def _prune(site: Path) -> None:
-    """Drop runtime-provided distributions, then bytecode and the empty dirs left over."""
+    """Drop runtime-provided distributions, then bytecode and the empty dirs left over.
+
+    Bytecode is compiled afterwards, for Lambda's Python (`compile_bytecode`).
+    """
     for dist_info in sorted(site.glob("*.dist-info")):
         if _distribution_name(dist_info) in RUNTIME_PROVIDED:
             _remove_distribution(site, dist_info)
@@ -259,6 +359,7 @@ def build_layer() -> Path:
             "--only-binary=:all:",
         )
         _prune(site)
+        compile_bytecode(site, f"{LAMBDA_LAYER_ROOT}/python")
         _check_layer(site)
 
     return _build(LAYER_DIR, _layer_hash(requirements), install)

@@ -1,14 +1,30 @@
-"""`make bench`: run every benchmark and record its figures in docs/benchmarks.md."""
+"""`make bench`: run every benchmark and record its figures in docs/benchmarks.md.
+
+`python -m tests.bench PART...` runs only the parts named (foundation, local-cloud,
+offers), in the order given; no name runs them all.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 from tests.bench import foundation, local_cloud, offers
 
+PARTS: dict[str, Callable[[], None]] = {
+    "foundation": foundation.run,
+    "local-cloud": local_cloud.run,
+    "offers": offers.run,
+}
 
-def main() -> None:
-    foundation.run()
-    local_cloud.run()
-    offers.run()
+
+def main(argv: list[str] | None = None) -> None:
+    names = sys.argv[1:] if argv is None else argv
+    unknown = [name for name in names if name not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
+    for name in names or list(PARTS):
+        PARTS[name]()
 
 
 if __name__ == "__main__":

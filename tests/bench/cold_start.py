@@ -1,0 +1,550 @@
+"""Cold start of every deployed handler: its import, and what its first request costs.
+
+The handlers are read from the synthesized template: the `Handler` of every
+`AWS::Lambda::Function` whose code is the project's code asset. CDK's own functions
+(inline custom-resource code, such as the S3 notifications handler, or another asset)
+are listed as skipped, never measured. So a new handler cannot be left out.
+
+Each sample is a fresh interpreter on the Lambda-like path (`tests.bench.lambda_like`),
+with the function's own environment as the local cloud deploys it, pointed at a local
+cloud (moto as a server) started from the same template. It imports the handler module
+(timed), runs the handler on a representative event (the first request, timed), then on
+an equivalent one (a warm request, timed). The first request minus the warm one is what
+the import left for the first request to pay (clients, lazy imports, caches), so a cost
+moved from the import to the first request still shows up in the cold start:
+import + (first - warm).
+
+The floor is a function that imports boto3 and, on its first request, makes a DynamoDB
+client and one GetItem: what any function using AWS pays anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from tests.bench.lambda_like import ISOLATED_FLAGS, MIRROR_DIR, LambdaLikePath
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN: Final = ("aws_cdk", "moto", "duckdb")
+RESULT_MARK: Final = "BENCH-RESULT "
+FLOOR_MODULE: Final = "bench_floor"
+# The store opening runs 2027-05-01 10:00 to 2027-05-16 (Tokyo): requests are made on
+# its third day, through the clock offset every function reads (as the demo does).
+NOW: Final = datetime(2027, 5, 3, 3, 0, tzinfo=UTC)
+CAMPAIGN_FILE: Final = ROOT / "examples" / "campaigns" / "store-opening-2027.json"
+# Unique codes per offer in the files the bench publishes: enough to exercise
+# provisioning, few enough that moto answers quickly.
+BENCH_UNIQUE_CODES: Final = 100
+CART: Final = {
+    "currency": "JPY",
+    "items": [{"sku": "TENT-2", "category": "tents", "quantity": 1, "unitPrice": 24000}],
+}
+
+# The child: import, first request, warm request; one JSON line after RESULT_MARK.
+CHILD: Final = """
+import json, sys, time
+spec = json.loads(sys.stdin.readline())
+sys.path[:0] = spec["path"]
+
+class Context:
+    function_name = spec["function"]
+    memory_limit_in_mb = spec["memory"]
+    invoked_function_arn = spec["arn"]
+    function_version = "$LATEST"
+    log_group_name = "/aws/lambda/" + spec["function"]
+    log_stream_name = "bench"
+    def __init__(self, request_id):
+        self.aws_request_id = request_id
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+def timed(action, *args):
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = action(*args)
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+module, wall, cpu = timed(__import__, spec["module"], None, None, ["_"])
+result = {"import": [wall, cpu]}
+if spec["events"]:
+    handler = getattr(module, spec["attribute"])
+    first, warm = spec["events"]
+    before = set(sys.modules)
+    response, wall, cpu = timed(handler, first, Context("bench-first"))
+    result["first"] = [wall, cpu]
+    result["first_imports"] = sorted(set(sys.modules) - before)
+    result["responses"] = [response]
+    response, wall, cpu = timed(handler, warm, Context("bench-warm"))
+    result["warm"] = [wall, cpu]
+    result["responses"].append(response)
+result["forbidden"] = sorted({m.split(".")[0] for m in sys.modules} & set(spec["forbidden"]))
+print("%s%s" % (spec["mark"], json.dumps(result, default=str)))
+"""
+
+# The floor function: boto3 at import, a client and one GetItem on the first request.
+FLOOR_SOURCE: Final = '''"""The floor of the cold-start bench: what any function using AWS pays."""
+
+import boto3
+
+_client = None
+
+
+def handler(event, context):
+    global _client
+    if _client is None:
+        _client = boto3.client("dynamodb")
+    return _client.get_item(TableName=event["table"], Key=event["key"])["ResponseMetadata"]
+'''
+
+
+# Which functions the template deploys -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployed:
+    logical_id: str
+    handler: str  # "functions.core.health.handler"
+
+    @property
+    def module(self) -> str:
+        return self.handler.replace("/", ".").rpartition(".")[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    logical_id: str
+    handler: str
+    why: str
+
+
+def tree_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def deployed_functions(
+    template: Mapping[str, Any], assembly_dir: Path, code_dir: Path
+) -> tuple[list[Deployed], list[Skipped]]:
+    """Every function whose code is the project's code asset, and every other one.
+
+    A function's asset is the directory its `aws:asset:path` metadata names in the
+    cloud assembly (`aws:cdk:enable-asset-metadata`, which `infra.app` turns on); it is
+    the code asset when its files are the code asset's files.
+    """
+    code = tree_digest(code_dir)
+    digests: dict[str, str] = {}
+    deployed: list[Deployed] = []
+    skipped: list[Skipped] = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        properties = resource.get("Properties", {})
+        handler = str(properties.get("Handler", ""))
+        if "ZipFile" in properties.get("Code", {}):
+            skipped.append(Skipped(logical_id, handler, "inline code (a CDK custom resource)"))
+            continue
+        asset = resource.get("Metadata", {}).get("aws:asset:path")
+        if asset is None:
+            raise RuntimeError(f"{logical_id}: no aws:asset:path metadata: cannot tell its code")
+        if asset not in digests:
+            digests[asset] = tree_digest(assembly_dir / asset)
+        if digests[asset] != code:
+            skipped.append(Skipped(logical_id, handler, f"another asset ({asset})"))
+            continue
+        deployed.append(Deployed(logical_id, handler))
+    return deployed, skipped
+
+
+# Representative events, made against the running local cloud ----------------------------
+
+
+@dataclass
+class Seeded:
+    """The local cloud the children talk to, and what the seeding put in it."""
+
+    cloud: Any  # infra.local.cloud.LocalCloud
+    bucket: str
+    outbox_event: dict[str, Any]
+    table: str
+    table_key: dict[str, Any]
+    counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
+
+
+def _proxy(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    from infra.local.proxy_event import proxy_event
+
+    return proxy_event(method, path, body=body, api_key="bench-key")
+
+
+def _redemption(n: int) -> dict[str, Any]:
+    body = {
+        "code": "shibuya-open",
+        "customerId": f"bench-customer-{n}",
+        "orderId": f"bench-order-{n}",
+        "channel": "in_store",
+        "cart": CART,
+    }
+    return _proxy("POST", "/v1/redemptions", body)
+
+
+def _campaign_document(suffix: str, n: int | None = None) -> dict[str, Any]:
+    """The store-opening example, renamed apart when `n` is given; few unique codes."""
+    document: dict[str, Any] = json.loads(CAMPAIGN_FILE.read_text(encoding="utf-8"))
+    for offer in document["offers"]:
+        if offer["codes"]["mode"] == "unique":
+            offer["codes"]["count"] = BENCH_UNIQUE_CODES
+            offer["usage"]["max_total"] = min(offer["usage"]["max_total"], BENCH_UNIQUE_CODES)
+    if n is not None:
+        document["id"] = f"bench-{suffix}-{n}"
+        for index, offer in enumerate(document["offers"]):
+            offer["id"] = f"BENCH{n}X{index}"
+            if offer["codes"]["mode"] == "shared":
+                offer["codes"]["code"] = f"bench-{n}-{index}"
+            else:
+                offer["codes"]["prefix"] = f"B{n}X{index}"
+    return document
+
+
+def _upload_campaign(seeded: Seeded, n: int) -> dict[str, Any]:
+    """A fresh campaign file in the bucket (no notification: the child loads it), and the
+    S3 event Lambda would get for it."""
+    import yaml
+
+    key = f"campaigns/bench-{n}.yaml"
+    body = yaml.safe_dump(_campaign_document("loader", n), sort_keys=False).encode()
+    s3 = seeded.cloud.client("s3")
+    s3.put_object(Bucket=seeded.bucket, Key=key, Body=body)
+    head = s3.head_object(Bucket=seeded.bucket, Key=key)
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": seeded.cloud.config.region,
+                "eventTime": datetime.now(UTC).isoformat(),
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": seeded.bucket, "arn": f"arn:aws:s3:::{seeded.bucket}"},
+                    "object": {
+                        "key": key,
+                        "size": len(body),
+                        "eTag": head["ETag"].strip('"'),
+                        "versionId": head.get("VersionId"),
+                        "sequencer": f"{n:016X}",
+                    },
+                },
+            }
+        ]
+    }
+
+
+Check = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Representative:
+    """A first and a warm event for one handler, and what a successful answer is."""
+
+    what: str
+    events: Callable[[Seeded], tuple[Any, Any]]
+    ok: Check
+
+
+def _status(*codes: int) -> Check:
+    return lambda response: isinstance(response, dict) and response.get("statusCode") in codes
+
+
+def _loaded(response: Any) -> bool:
+    results = response.get("results", []) if isinstance(response, dict) else []
+    return bool(results) and all(r.get("outcome") == "published" for r in results)
+
+
+def _no_failures(response: Any) -> bool:
+    return isinstance(response, dict) and response.get("batchItemFailures") == []
+
+
+# Keyed by the template's Handler. A deployed handler missing here is still measured for
+# its import, and the report says it has no first-request figure until one is added.
+REPRESENTATIVE: Final[dict[str, Representative]] = {
+    "functions.core.health.handler": Representative(
+        "GET /v1/health",
+        lambda seeded: (_proxy("GET", "/v1/health"), _proxy("GET", "/v1/health")),
+        _status(200),
+    ),
+    "functions.offers.handlers.api.handler": Representative(
+        "POST /v1/redemptions of a shared code, no idempotency key (the first also fills "
+        "the container's campaign cache)",
+        lambda seeded: (_redemption(next(seeded.counter)), _redemption(next(seeded.counter))),
+        _status(201),
+    ),
+    "functions.offers.handlers.outbox.handler": Representative(
+        "the Campaigns-table stream batch of one redemption (OfferRedeemed published)",
+        lambda seeded: (seeded.outbox_event, seeded.outbox_event),
+        _no_failures,
+    ),
+    "functions.campaigns.handlers.loader.handler": Representative(
+        f"ObjectCreated of a new YAML campaign file (2 offers, {BENCH_UNIQUE_CODES} unique "
+        "codes), published",
+        lambda seeded: (
+            _upload_campaign(seeded, next(seeded.counter)),
+            _upload_campaign(seeded, next(seeded.counter)),
+        ),
+        _loaded,
+    ),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_for_report(cloud: Any, bucket: str, key: str, timeout: float = 120.0) -> Any:
+    s3 = cloud.client("s3")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            report = s3.get_object(Bucket=bucket, Key=f"reports/{key}.result.json")
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.2)
+            continue
+        return json.loads(report["Body"].read())
+    raise RuntimeError(f"no loader report for {key} within {timeout:.0f} s")
+
+
+def _function_named(cloud: Any, handler: str) -> str:
+    for record in cloud.deployment.functions.values():
+        if record.handler == handler:
+            return str(record.name)
+    raise RuntimeError(f"no deployed function runs {handler}")
+
+
+@contextmanager
+def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
+    """A local cloud from `template` with one published campaign and one redemption.
+
+    Then its pollers stop and the campaign bucket stops notifying, so only the children
+    run handlers (the loader's files are loaded by the child the bench hands them to).
+    """
+    from infra.local.cloud import LocalCloud, LocalCloudConfig
+
+    saved = dict(os.environ)
+    config = LocalCloudConfig(moto_port=_free_port(), api_port=_free_port(), outputs_path=None)
+    cloud = LocalCloud(config)
+    try:
+        cloud.start(template)
+        assert cloud.runtime is not None and cloud.deployment is not None
+        cloud.runtime.echo_logs = False
+        cloud.set_clock_offset(int((NOW - datetime.now(UTC)).total_seconds()))
+        bucket = cloud.outputs["CampaignBucketName"]
+        key = "campaigns/bench-store-opening.json"
+        body = json.dumps(_campaign_document("api")).encode()
+        cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        report = _wait_for_report(cloud, bucket, key)
+        if report.get("status") != "published":
+            raise RuntimeError(f"the bench campaign was not published: {report}")
+        cloud.wait_idle()
+        cloud.runtime.clear_history()
+        api = _function_named(cloud, "functions.offers.handlers.api.handler")
+        outbox = _function_named(cloud, "functions.offers.handlers.outbox.handler")
+        redeemed = cloud.runtime.invoke(api, _redemption(0))
+        if redeemed.is_error or redeemed.payload.get("statusCode") != 201:
+            raise RuntimeError(
+                f"the seeding redemption failed: {redeemed.payload or redeemed.error}"
+            )
+        published = cloud.runtime.wait_for(
+            lambda inv: inv.function_name == outbox and not inv.is_error, timeout=30.0
+        )
+        assert cloud.pollers is not None
+        cloud.pollers.stop()
+        s3 = cloud.client("s3")
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+        api_env = cloud.deployment.functions[api].environment
+        table = api_env["CAMPAIGNS_TABLE"]
+        schema = cloud.client("dynamodb").describe_table(TableName=table)["Table"]["KeySchema"]
+        table_key = {k["AttributeName"]: {"S": "bench#floor"} for k in schema}
+        yield Seeded(cloud, bucket, published.event, table, table_key)
+    finally:
+        cloud.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# Measuring ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    imports: list[float] = field(default_factory=list)
+    firsts: list[float] = field(default_factory=list)
+    warms: list[float] = field(default_factory=list)
+    first_imports: list[str] = field(default_factory=list)
+    forbidden: set[str] = field(default_factory=set)
+
+    @property
+    def import_seconds(self) -> float:
+        return statistics.median(self.imports)
+
+    @property
+    def first_seconds(self) -> float | None:
+        return statistics.median(self.firsts) if self.firsts else None
+
+    @property
+    def warm_seconds(self) -> float | None:
+        return statistics.median(self.warms) if self.warms else None
+
+    @property
+    def extra_seconds(self) -> float | None:
+        """Median over runs of first - warm: what the first request pays over a warm one."""
+        if not self.firsts:
+            return None
+        return statistics.median(f - w for f, w in zip(self.firsts, self.warms, strict=True))
+
+    @property
+    def cold_seconds(self) -> float | None:
+        """Median over runs of import + (first - warm)."""
+        if not self.firsts:
+            return None
+        runs = zip(self.imports, self.firsts, self.warms, strict=True)
+        return statistics.median(i + f - w for i, f, w in runs)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One child to run: a module to import, and (optionally) a handler to call."""
+
+    label: str
+    module: str
+    attribute: str
+    path: list[str]
+    environment: dict[str, str]
+    function: str
+    arn: str
+    memory: int
+    events: Callable[[], tuple[Any, Any]] | None
+    ok: Check | None
+
+
+def run_child(target: Target, samples: Samples) -> None:
+    events = target.events() if target.events is not None else None
+    spec = {
+        "path": target.path,
+        "module": target.module,
+        "attribute": target.attribute,
+        "events": events,
+        "forbidden": list(FORBIDDEN),
+        "mark": RESULT_MARK,
+        "function": target.function,
+        "arn": target.arn,
+        "memory": target.memory,
+    }
+    out = subprocess.run(
+        [sys.executable, *ISOLATED_FLAGS, "-c", CHILD],
+        input=json.dumps(spec) + "\n",
+        capture_output=True,
+        text=True,
+        env=target.environment,
+        cwd=MIRROR_DIR,
+        check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{target.label}: the child failed ({out.returncode}):\n{out.stderr[-3000:]}"
+        )
+    result = json.loads(lines[-1].removeprefix(RESULT_MARK))
+    samples.imports.append(result["import"][0])
+    samples.forbidden.update(result["forbidden"])
+    if events is None:
+        return
+    assert target.ok is not None
+    for response in result["responses"]:
+        if not target.ok(response):
+            raise RuntimeError(f"{target.label}: unexpected answer {str(response)[:2000]}")
+    samples.firsts.append(result["first"][0])
+    samples.warms.append(result["warm"][0])
+    samples.first_imports = result["first_imports"]
+
+
+def targets_for(
+    deployed: list[Deployed], seeded: Seeded, path: LambdaLikePath
+) -> tuple[Target, list[tuple[Deployed, Target]]]:
+    """The floor's child, and one per deployed handler (the first function running it)."""
+    cloud = seeded.cloud
+    floor_dir = MIRROR_DIR / "floor"
+    floor_dir.mkdir(exist_ok=True)
+    (floor_dir / f"{FLOOR_MODULE}.py").write_text(FLOOR_SOURCE)
+    from infra.local.server import process_environment
+
+    floor_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", ""),
+        **process_environment(cloud.server.endpoint, cloud.config.region),
+    }
+    floor_event = {"table": seeded.table, "key": seeded.table_key}
+    floor = Target(
+        label="floor",
+        module=FLOOR_MODULE,
+        attribute="handler",
+        path=[str(floor_dir), str(path.site)],
+        environment=floor_env,
+        function="bench-floor",
+        arn="arn:aws:lambda:ap-northeast-1:123456789012:function:bench-floor",
+        memory=512,
+        events=lambda: (floor_event, floor_event),
+        ok=lambda response: isinstance(response, dict) and response.get("HTTPStatusCode") == 200,
+    )
+    handlers: list[tuple[Deployed, Target]] = []
+    for function in deployed:
+        record = next(
+            r for r in cloud.deployment.functions.values() if r.logical_id == function.logical_id
+        )
+        local = cloud.runtime.lookup(record.name)
+        environment = cloud.runtime.environment_for(local)
+        environment["LAMBDA_TASK_ROOT"] = str(path.code)
+        representative = REPRESENTATIVE.get(function.handler)
+
+        def events(r: Representative | None = representative) -> tuple[Any, Any]:
+            assert r is not None
+            return r.events(seeded)
+
+        handlers.append(
+            (
+                function,
+                Target(
+                    label=function.handler,
+                    module=function.module,
+                    attribute=function.attribute,
+                    path=path.entries,
+                    environment=environment,
+                    function=local.name,
+                    arn=local.arn,
+                    memory=local.memory_mb,
+                    events=events if representative is not None else None,
+                    ok=representative.ok if representative is not None else None,
+                ),
+            )
+        )
+    return floor, handlers
