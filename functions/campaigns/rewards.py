@@ -38,8 +38,8 @@ from functions.campaigns.config import (
 )
 from functions.core.clock import WindowStatus
 from functions.core.errors import CurrencyMismatch
-from functions.core.event_types import SalesChannel
 from functions.core.money import MAX_AMOUNT, CurrencyCode, Money, min_of, sum_of
+from functions.core.vocabulary import SalesChannel
 
 __all__ = [
     "Cart",

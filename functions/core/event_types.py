@@ -39,6 +39,13 @@ from pydantic import (
 from functions.core.clock import Instant, TimeZoneName, utc_now
 from functions.core.ids import new_id
 from functions.core.money import CurrencyCode, Money
+from functions.core.vocabulary import (
+    CampaignKind,
+    Locale,
+    NotificationChannel,
+    OfferChannel,
+    SalesChannel,
+)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Codes are case-insensitive on input and stored upper-case; events carry the stored form.
@@ -57,12 +64,6 @@ def _not_negative(money: Money) -> Money:
 # What a detail moves (a discount, a reward, a credit, a refund). Balances may be negative
 # after a reversal of spent cashback, so they are plain `Money`.
 Amount = Annotated[Money, AfterValidator(_not_negative)]
-
-CampaignKind = Literal["rebate", "cashback", "offer"]
-SalesChannel = Literal["online", "in_store"]
-OfferChannel = Literal["online", "in_store", "both"]
-NotificationChannel = Literal["email", "sms"]
-Locale = Literal["ja", "en"]
 
 
 class _Fields(BaseModel):

@@ -23,8 +23,8 @@ from functions.campaigns.rewards import Cart, offer_discount
 from functions.campaigns.states import ACTIVE
 from functions.core.clock import WindowStatus
 from functions.core.errors import CurrencyMismatch
-from functions.core.event_types import SalesChannel
 from functions.core.money import Money
+from functions.core.vocabulary import SalesChannel
 
 __all__ = [
     "COUNTED_REFUSALS",

@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-import segno
-
 from functions.campaigns.codes import parse_typed_code
 from functions.core.clock import instant_key
 
@@ -63,6 +61,9 @@ def qr_for_code(code: str, *, offer_id: str, expires_at: datetime | None) -> QrC
     payload = payload_for(code)
     if expires_at is not None and expires_at.utcoffset() is None:
         raise ValueError("expires_at must carry a UTC offset")
+    # Imported on the first QR drawn: only in-store offers need one.
+    import segno
+
     symbol = segno.make(payload, error=ERROR_CORRECTION, micro=False, boost_error=True)
     description = f"Offer {offer_id}"
     if expires_at is not None:

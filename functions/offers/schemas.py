@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from functions.campaigns.rewards import Cart
-from functions.core.event_types import CampaignKind, OfferChannel, SalesChannel
 from functions.core.money import Money
+from functions.core.vocabulary import CampaignKind, OfferChannel, SalesChannel
 
 __all__ = [
     "CampaignList",

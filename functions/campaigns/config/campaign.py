@@ -43,8 +43,8 @@ from functions.campaigns.config.sections import (
     Section,
 )
 from functions.core.clock import Instant, TimeZoneName, Window, format_instant
-from functions.core.event_types import CampaignKind
 from functions.core.money import CurrencyCode, Money
+from functions.core.vocabulary import CampaignKind
 
 # A campaign is published with its offers in one DynamoDB transaction of at most 100
 # items (the version, the campaign, the offers): the same figure as

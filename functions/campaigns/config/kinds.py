@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, get_args
 
-from functions.core.event_types import CampaignKind
+from functions.core.vocabulary import CampaignKind
 
 
 @dataclass(frozen=True)

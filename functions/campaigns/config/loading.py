@@ -4,11 +4,10 @@ validating its document with every error at once (`parse_campaign`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-import yaml
 from pydantic import ValidationError
 
 from functions.campaigns.config.campaign import DEFER_RULES, CampaignConfig, rule_problems
@@ -42,41 +41,11 @@ def parse_campaign(document: Any) -> CampaignConfig:
     raise CampaignFileError(described(problems), campaign_id)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader (plain data only) that refuses a key given twice in one mapping.
-
-    Plain YAML keeps the last value silently, so a second `reward:` would quietly replace
-    the first. Keys merged in with `<<:` may still be overridden, as YAML intends.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                continue
-            key = (key_node.tag, key_node.value)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"found the key '{key_node.value}' twice",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _load_yaml(text: str) -> Any:
-    try:
-        # A SafeLoader subclass: no Python objects are ever constructed from the file.
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = "; ".join(part for part in (error.context, error.problem) if part)
-        raise _file_error(f"not valid YAML{where}: {problem}") from None
-    except yaml.YAMLError as error:
-        raise _file_error(f"not valid YAML: {error}") from None
+    # Imported here: PyYAML is the loader's alone, and the API reads files as JSON.
+    from functions.campaigns.config.yaml_documents import load_yaml
+
+    return load_yaml(text)
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from functions.campaigns.config.fields import (
     Text,
 )
 from functions.campaigns.config.kinds import code_modes_schema
-from functions.core.event_types import OfferChannel, SalesChannel
+from functions.core.vocabulary import OfferChannel, SalesChannel
 
 MAX_UNIQUE_CODES: Final = 100_000
 

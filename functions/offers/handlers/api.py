@@ -27,7 +27,6 @@ from functions.campaigns.codes import parse_typed_code
 from functions.core.api import ResolverPerThread
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, NotFound, RebatesError, Throttled, Unprocessable
-from functions.core.event_types import SalesChannel
 from functions.core.idempotency import idempotent
 from functions.core.money import Money
 from functions.core.observability import (
@@ -36,6 +35,7 @@ from functions.core.observability import (
     record_redemption,
     record_refusal,
 )
+from functions.core.vocabulary import SalesChannel
 from functions.offers.dal import OfferStore, RedemptionRequest, StaleCampaign
 from functions.offers.errors import (
     CodesExhausted,
