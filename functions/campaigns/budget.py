@@ -58,10 +58,6 @@ class BudgetLimits:
     amount: int | None
     max_rewards: int | None
 
-    @classmethod
-    def of(cls, campaign: Campaign) -> BudgetLimits:
-        return cls(campaign.budget_amount, campaign.budget_max_rewards)
-
 
 def reservation(amount: int, count: int, *, limits: BudgetLimits) -> tuple[list[Action], Condition]:
     """Add `amount` and `count` to the used counters, refused if either would pass its cap

@@ -29,7 +29,6 @@ local cloud patches it.
 from __future__ import annotations
 
 import random
-import secrets
 import time
 import uuid
 from collections import deque
@@ -39,6 +38,7 @@ from datetime import datetime
 from typing import Final
 
 from functions.campaigns.codes import (
+    SYSTEM_RANDOM,
     code_length,
     generate_codes,
     normalise_prefix,
@@ -61,8 +61,6 @@ _TRANSIENT: Final = frozenset({"TransactionConflict", "ThrottlingError"})
 _MAX_ATTEMPTS: Final = 8
 _MARKER: Final = "generation"
 
-_system_random = secrets.SystemRandom()
-
 
 @dataclass(frozen=True)
 class StoredCodes:
@@ -82,7 +80,7 @@ def provision_codes(
     count: int,
     max_uses: int = 1,
     length: int | None = None,
-    rng: random.Random = _system_random,
+    rng: random.Random = SYSTEM_RANDOM,
 ) -> StoredCodes:
     """Make the offer have `count` unique codes (the publish path's entry point).
 
@@ -108,7 +106,7 @@ def store_new_codes(
     codes: Sequence[str],
     *,
     max_uses: int = 1,
-    rng: random.Random = _system_random,
+    rng: random.Random = SYSTEM_RANDOM,
 ) -> StoredCodes:
     """Store `codes` (from `generate_codes`) as the offer's unique codes, never over an
     existing code; a colliding one is replaced by a fresh code of its prefix and length.

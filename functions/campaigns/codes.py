@@ -42,6 +42,7 @@ __all__ = [
     "ASSUMED_EXISTING",
     "MAX_COLLISION_PROBABILITY",
     "MIN_RANDOM_LENGTH",
+    "SYSTEM_RANDOM",
     "InvalidCode",
     "canonical_code",
     "code_length",
@@ -66,7 +67,8 @@ _TYPED_CODE: Final = re.compile(r"[A-Za-z0-9-]+", re.ASCII)
 _PREFIX: Final = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*", re.ASCII)
 _GENERATED: Final = re.compile(rf"(?P<prefix>.+)-(?P<random>[{ALPHABET}]+)", re.ASCII)
 
-_system_random = secrets.SystemRandom()
+# Codes are bearer tokens: drawn from the system CSPRNG unless a test seeds its own.
+SYSTEM_RANDOM = secrets.SystemRandom()
 
 
 class InvalidCode(BadRequest):
@@ -149,7 +151,7 @@ def generate_codes(
     count: int,
     *,
     length: int | None = None,
-    rng: random.Random = _system_random,
+    rng: random.Random = SYSTEM_RANDOM,
 ) -> list[str]:
     """`count` distinct codes ``<PREFIX>-<RANDOM>``; the random part is `length` symbols
     of `ALPHABET` (default: `code_length(count)`). `rng` is the system CSPRNG: codes are

@@ -39,7 +39,7 @@ __all__ = [
     "discount_view",
     "issue_refusal",
     "offers_to_show",
-    "open_for_listing",
+    "open_offers",
     "refusal_message",
 ]
 
@@ -181,15 +181,24 @@ def issue_refusal(
     return None
 
 
-def open_for_listing(
-    offer: OfferFacts,
-    campaign: LiveCampaign | None,
+def open_offers(
+    candidates: Sequence[tuple[OfferFacts, LiveCampaign | None]],
     channel: SalesChannel | None,
     now: datetime,
+) -> list[tuple[OfferFacts, LiveCampaign]]:
+    """The offers a storefront should show now on `channel` (any channel: None): live, in
+    a live campaign's window, on that channel, and not used up."""
+    return [
+        (offer, campaign)
+        for offer, campaign in candidates
+        if campaign is not None and _open(offer, campaign, channel, now)
+    ]
+
+
+def _open(
+    offer: OfferFacts, campaign: LiveCampaign, channel: SalesChannel | None, now: datetime
 ) -> bool:
-    """Whether a storefront should show `offer` now on `channel` (any channel: None):
-    live in a live campaign's window, on that channel, and not used up."""
-    if campaign is None or campaign.status != ACTIVE or offer.status != ACTIVE:
+    if campaign.status != ACTIVE or offer.status != ACTIVE:
         return False
     if not campaign.config.window.contains(now) or campaign.offer(offer.offer_id) is None:
         return False

@@ -51,7 +51,7 @@ from functions.offers.logic import (
     check_redemption,
     issue_refusal,
     offers_to_show,
-    open_for_listing,
+    open_offers,
 )
 from functions.offers.qr import qr_for_code
 from functions.offers.schemas import (
@@ -175,12 +175,7 @@ def get_offers(
     channel: Annotated[SalesChannel | None, Query()] = None,
     customerId: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> OfferList:
-    now = utc_now()
-    listed = [
-        (offer, campaign)
-        for offer, campaign in store.active_offers()
-        if campaign is not None and open_for_listing(offer, campaign, channel, now)
-    ]
+    listed = open_offers(store.active_offers(), channel, utc_now())
     customer = store.customer_offers(customerId, [offer.offer_id for offer, _ in listed])
     views = offers_to_show(listed, customer)
     return OfferList(offers=[OfferView.model_validate(view) for view in views])
