@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
-import boto3
 import fastjsonschema
 from botocore.config import Config
 
 import functions
+from functions.core import aws
 from functions.core.event_types import EventDetail
 from functions.core.observability import current_correlation_id, logger
 
@@ -149,7 +149,7 @@ class EventPublisher(Protocol):
 
 
 class PutEventsClient(Protocol):
-    """The part of the boto3 `events` client the publisher uses."""
+    """The part of the `events` client the publisher uses."""
 
     def put_events(self, *, Entries: list[dict[str, Any]]) -> dict[str, Any]: ...
 
@@ -190,7 +190,7 @@ class EventBridgePublisher:
         if self._client is None:
             # Standard mode retries throttling and 5xx of the whole request with backoff;
             # entries refused inside a successful response are retried below.
-            self._client = boto3.client("events", config=Config(retries={"mode": "standard"}))
+            self._client = aws.client("events", config=Config(retries={"mode": "standard"}))
         return self._client
 
     def publish(self, *details: EventDetail) -> None:

@@ -52,6 +52,8 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 )
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 
+import functions
+
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
@@ -345,6 +347,7 @@ def instrumented(handler: HandlerT) -> HandlerT:
     def invoke(event: Any, context: Any) -> Any:
         nonlocal chain, cold_start
         if chain is None:
+            functions.end_init()
             chain = (
                 get_tracer().capture_lambda_handler(handler)
                 if detailed_tracing_enabled()

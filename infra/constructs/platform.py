@@ -296,6 +296,10 @@ class DomainFunction(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "REBATES_VERSION": platform.settings.version,
                 "REBATES_DETAILED_TRACING": str(platform.settings.detailed_tracing).lower(),
+                # No pydantic plugins are installed: without this, building the first
+                # model scans every installed distribution's entry points for one, at
+                # each cold start.
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
             },
         )
         ignore_redundant_depends_on(self.function)

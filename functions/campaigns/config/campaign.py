@@ -63,22 +63,28 @@ class CampaignConfig(Section):
     name: Annotated[
         StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
     ]
-    kind: CampaignKind
-    """rebate: claims after purchase; cashback: earned on purchase; offer: codes only."""
+    kind: CampaignKind = Field(
+        description=(
+            "rebate: claims after purchase; cashback: earned on purchase; offer: codes only."
+        )
+    )
     currency: CurrencyCode
-    timezone: TimeZoneName
-    """Used for display and for counting days (claim window, reminders)."""
+    timezone: TimeZoneName = Field(
+        description="Used for display and for counting days (claim window, reminders)."
+    )
     starts_at: Instant
-    ends_at: Instant
-    """Exclusive: the campaign is over at this instant."""
+    ends_at: Instant = Field(description="Exclusive: the campaign is over at this instant.")
     budget: BudgetConfig
     eligibility: EligibilityConfig
-    reward: RewardConfig | None = None
-    """Required for kinds rebate and cashback."""
+    reward: RewardConfig | None = Field(
+        default=None, description="Required for kinds rebate and cashback."
+    )
     limits: LimitsConfig = LimitsConfig()
     claims: ClaimsConfig | None = None
-    cashback: CashbackConfig | None = None
-    """Required for kind cashback; for a rebate, how its payout is credited."""
+    cashback: CashbackConfig | None = Field(
+        default=None,
+        description="Required for kind cashback; for a rebate, how its payout is credited.",
+    )
     offers: Annotated[tuple[OfferConfig, ...], Field(max_length=MAX_OFFERS)] = ()
 
     @model_validator(mode="wrap")

@@ -25,10 +25,12 @@ MAX_UNIQUE_CODES: Final = 100_000
 
 
 class Section(BaseModel):
-    # Docstrings (the class's and each field's) become descriptions in the JSON Schema
+    # Class docstrings and field descriptions become descriptions in the JSON Schema
     # marketers' editors show, so they are written for marketers; notes for developers
-    # go in comments.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # go in comments. Descriptions are given in `Field` rather than as attribute
+    # docstrings: reading those means parsing the source of every model at import, which
+    # every cold start would pay.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _one_of_required(*names: str) -> dict[str, Any]:
@@ -42,27 +44,37 @@ class BudgetConfig(Section):
         json_schema_extra={"anyOf": [{"required": ["amount"]}, {"required": ["max_rewards"]}]}
     )
 
-    amount: PositiveAmount | None = None
-    """Total of all rewards and discounts, in the currency's minor unit."""
-    max_rewards: Count | None = None
-    """Number of rewards and redemptions in all."""
+    amount: PositiveAmount | None = Field(
+        default=None,
+        description="Total of all rewards and discounts, in the currency's minor unit.",
+    )
+    max_rewards: Count | None = Field(
+        default=None, description="Number of rewards and redemptions in all."
+    )
 
 
 class EligibilityConfig(Section):
     """Which purchases count: channels, and either skus or categories (omitted: every line)."""
 
     channels: Annotated[tuple[SalesChannel, ...], Field(min_length=1, max_length=2)]
-    skus: Annotated[tuple[Text, ...], Field(min_length=1, max_length=10_000)] | None = None
-    """Only these SKUs count (exact match)."""
-    categories: Annotated[tuple[Text, ...], Field(min_length=1, max_length=1_000)] | None = None
-    """Only lines of these categories count (exact match)."""
-    min_purchase: NonNegativeAmount = 0
-    """Minimum total of the eligible lines, in the currency's minor unit (default 0)."""
+    skus: Annotated[tuple[Text, ...], Field(min_length=1, max_length=10_000)] | None = Field(
+        default=None, description="Only these SKUs count (exact match)."
+    )
+    categories: Annotated[tuple[Text, ...], Field(min_length=1, max_length=1_000)] | None = Field(
+        default=None, description="Only lines of these categories count (exact match)."
+    )
+    min_purchase: NonNegativeAmount = Field(
+        default=0,
+        description=(
+            "Minimum total of the eligible lines, in the currency's minor unit (default 0)."
+        ),
+    )
 
 
 class Tier(Section):
-    min_purchase: NonNegativeAmount
-    """Eligible total from which this tier applies."""
+    min_purchase: NonNegativeAmount = Field(
+        description="Eligible total from which this tier applies."
+    )
     amount: PositiveAmount
 
 
@@ -81,40 +93,57 @@ class RewardConfig(Section):
     )
 
     fixed: PositiveAmount | None = None
-    percentage: Percentage | None = None
-    """Percent of the eligible total, rounded down to the minor unit."""
-    tiered: Annotated[tuple[Tier, ...], Field(min_length=1, max_length=50)] | None = None
-    """The highest tier reached applies; tiers ascend by min_purchase."""
-    max_per_reward: PositiveAmount | None = None
-    """Cap on one percentage or tiered reward."""
+    percentage: Percentage | None = Field(
+        default=None, description="Percent of the eligible total, rounded down to the minor unit."
+    )
+    tiered: Annotated[tuple[Tier, ...], Field(min_length=1, max_length=50)] | None = Field(
+        default=None, description="The highest tier reached applies; tiers ascend by min_purchase."
+    )
+    max_per_reward: PositiveAmount | None = Field(
+        default=None, description="Cap on one percentage or tiered reward."
+    )
 
 
 class LimitsConfig(Section):
-    per_customer: Count | None = None
-    """Rewards one customer may receive in this campaign; omitted: no limit."""
+    per_customer: Count | None = Field(
+        default=None,
+        description="Rewards one customer may receive in this campaign; omitted: no limit.",
+    )
 
 
 class ClaimsConfig(Section):
     """How rebate claims are verified (kind rebate only)."""
 
-    window_days: Annotated[StrictInt, Field(ge=1, le=365)]
-    """Days after the purchase (in the campaign's timezone) to submit a claim."""
-    require_receipt: StrictBool = True
-    """A claim needs a receipt upload (default true)."""
-    auto_approve_up_to: NonNegativeAmount | None = None
-    """Larger rewards go to review; 0 sends every claim to review; omitted: none does."""
+    window_days: Annotated[StrictInt, Field(ge=1, le=365)] = Field(
+        description="Days after the purchase (in the campaign's timezone) to submit a claim."
+    )
+    require_receipt: StrictBool = Field(
+        default=True, description="A claim needs a receipt upload (default true)."
+    )
+    auto_approve_up_to: NonNegativeAmount | None = Field(
+        default=None,
+        description=(
+            "Larger rewards go to review; 0 sends every claim to review; omitted: none does."
+        ),
+    )
     # Each claim is one Step Functions Standard execution, which lasts at most a year.
-    review_timeout_hours: Annotated[StrictInt, Field(ge=1, le=24 * 300)] = 72
-    """Hours a claim waits for review before it is rejected with review_timeout (default 72)."""
+    review_timeout_hours: Annotated[StrictInt, Field(ge=1, le=24 * 300)] = Field(
+        default=72,
+        description=(
+            "Hours a claim waits for review before it is rejected with review_timeout (default 72)."
+        ),
+    )
 
 
 class CashbackConfig(Section):
     """When credited cashback becomes spendable and when it expires."""
 
-    pending_days: Annotated[StrictInt, Field(ge=0, le=365)]
-    """Return window before cashback is spendable; 0 = at once."""
-    expires_after_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
-    """Days after it becomes available; omitted: never expires."""
+    pending_days: Annotated[StrictInt, Field(ge=0, le=365)] = Field(
+        description="Return window before cashback is spendable; 0 = at once."
+    )
+    expires_after_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = Field(
+        default=None, description="Days after it becomes available; omitted: never expires."
+    )
 
 
 class DiscountConfig(Section):
@@ -127,12 +156,13 @@ class DiscountConfig(Section):
         }
     )
 
-    percentage: Percentage | None = None
-    """Percent of the eligible total, rounded down to the minor unit."""
-    max: PositiveAmount | None = None
-    """Cap on a percentage discount."""
-    amount: PositiveAmount | None = None
-    """A fixed discount, never more than the eligible total."""
+    percentage: Percentage | None = Field(
+        default=None, description="Percent of the eligible total, rounded down to the minor unit."
+    )
+    max: PositiveAmount | None = Field(default=None, description="Cap on a percentage discount.")
+    amount: PositiveAmount | None = Field(
+        default=None, description="A fixed discount, never more than the eligible total."
+    )
 
 
 class CodesConfig(Section):
@@ -141,31 +171,38 @@ class CodesConfig(Section):
     model_config = ConfigDict(json_schema_extra=code_modes_schema())
 
     mode: CodeMode
-    prefix: CodePrefix | None = None
-    """unique: start of every generated code."""
-    count: Annotated[StrictInt, Field(ge=1, le=MAX_UNIQUE_CODES)] | None = None
-    """unique: how many codes to generate; each is redeemed once."""
-    code: SharedCode | None = None
-    """shared: the code itself (case-insensitive, stored upper-case)."""
+    prefix: CodePrefix | None = Field(
+        default=None, description="unique: start of every generated code."
+    )
+    count: Annotated[StrictInt, Field(ge=1, le=MAX_UNIQUE_CODES)] | None = Field(
+        default=None, description="unique: how many codes to generate; each is redeemed once."
+    )
+    code: SharedCode | None = Field(
+        default=None, description="shared: the code itself (case-insensitive, stored upper-case)."
+    )
 
 
 class UsageConfig(Section):
-    max_total: Count | None = None
-    """Redemptions of the offer in all; with unique codes, at most codes.count."""
-    per_customer: Count | None = None
-    """Redemptions by one customer."""
+    max_total: Count | None = Field(
+        default=None,
+        description="Redemptions of the offer in all; with unique codes, at most codes.count.",
+    )
+    per_customer: Count | None = Field(default=None, description="Redemptions by one customer.")
 
 
 class OfferConfig(Section):
     """A discount given through codes at checkout."""
 
-    id: OfferId
-    """Unique across all campaigns: the API addresses offers by id alone."""
+    id: OfferId = Field(
+        description="Unique across all campaigns: the API addresses offers by id alone."
+    )
     channel: OfferChannel
     discount: DiscountConfig
     codes: CodesConfig
     usage: UsageConfig = UsageConfig()
     reminders_days_before_expiry: Annotated[
         tuple[Annotated[StrictInt, Field(ge=1, le=365)], ...], Field(max_length=10)
-    ] = ()
-    """Days before the campaign ends to remind customers holding an unused code."""
+    ] = Field(
+        default=(),
+        description="Days before the campaign ends to remind customers holding an unused code.",
+    )

@@ -11,7 +11,7 @@
   by itself. The region is read lazily from ``AWS_REGION`` (set by Lambda) then
   ``AWS_DEFAULT_REGION``; when neither is set botocore's own chain decides.
 - Connections. `TableModel` keeps PynamoDB's per-model connection cache but builds every
-  client from one botocore session per thread (see `_SharedSessionConnection`);
+  client from `functions.core.aws`'s session of the thread (see `_SharedSessionConnection`);
   `reset_connections` forgets them all when a test or the local cloud changes region or
   endpoint within one process.
 - Keys. `TableModel.derive_keys` sets an item's keys from its fields.
@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar, Final, Self
 
-import botocore.session
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
+from functions.core import aws
+from functions.core.aws import resolve_region
 from functions.core.settings import SettingsError
 from functions.core.tables import TableSpec
 
@@ -68,15 +68,6 @@ def resolve_table_name(spec: TableSpec) -> str:
     if os.environ.get(ALLOW_DEFAULT_TABLES_ENV) == "1" and spec.default_name:
         return spec.default_name
     raise TableNotConfigured(spec)
-
-
-def resolve_region() -> str | None:
-    """``AWS_REGION`` (Lambda sets it) then ``AWS_DEFAULT_REGION``; None lets botocore decide.
-
-    botocore itself reads only ``AWS_DEFAULT_REGION``, so a shell that exports just
-    ``AWS_REGION`` would otherwise fail with NoRegionError.
-    """
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
 class _BoundMetaType(type):
@@ -132,24 +123,18 @@ def bound_models() -> list[type[Model]]:
 
 
 class _SharedSessionConnection(Connection):
-    """A PynamoDB Connection that builds its client from the shared botocore session.
+    """A PynamoDB Connection that builds its client from the thread's shared session.
 
     PynamoDB gives every model's connection its own botocore session, and a fresh session
     re-reads botocore's endpoint and service data: about 0.1 s per model on a cold start,
-    paid again for each model a handler touches. One session per thread (botocore
-    sessions are not safe to share across threads while creating clients) brings every
-    client after the first down to a few milliseconds.
+    paid again for each model a handler touches. On `functions.core.aws`'s session (the
+    one every other client is made from) every client after the first takes a few
+    milliseconds.
     """
 
     @property
     def session(self) -> Any:
-        session = getattr(_sessions, "session", None)
-        if session is None:
-            session = _sessions.session = botocore.session.get_session()
-        return session
-
-
-_sessions = threading.local()
+        return aws.session()
 
 
 @functools.lru_cache(maxsize=4)
@@ -241,5 +226,4 @@ def reset_connections() -> None:
             model._connection = None
     transaction_connection.cache_clear()
     # Sessions cache resolved credentials and configuration: start afresh too.
-    global _sessions  # noqa: PLW0603  (a new thread-local drops every thread's session)
-    _sessions = threading.local()
+    aws.reset_sessions()

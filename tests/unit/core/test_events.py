@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from functions.core import aws as aws_clients
 from functions.core.event_types import (
     CampaignRejected,
     ClaimApproved,
@@ -327,18 +328,18 @@ def test_published_events_reach_a_rule_target_with_type_and_source() -> None:
 
 
 @pytest.mark.usefixtures("aws")
-def test_the_boto3_client_is_created_on_first_publish_only(
+def test_the_client_is_created_on_first_publish_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     boto3.client("events").create_event_bus(Name="rebates")
     made: list[str] = []
-    real_client = boto3.client
+    real_client = aws_clients.client
 
     def counting_client(service: str, *args: Any, **kwargs: Any) -> Any:
         made.append(service)
         return real_client(service, *args, **kwargs)
 
-    monkeypatch.setattr(boto3, "client", counting_client)
+    monkeypatch.setattr(aws_clients, "client", counting_client)
     events = EventBridgePublisher("rebates")
     assert made == []
 
