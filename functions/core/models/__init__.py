@@ -18,6 +18,7 @@ The check that a model matches its spec runs in the tests only
 (``tests/support/schema.py``).
 """
 
+from functions.core.aws import resolve_region
 from functions.core.models.attributes import (
     InstantAttribute,
     IntegerAttribute,
@@ -32,7 +33,6 @@ from functions.core.models.binding import (
     bound_models,
     bound_spec,
     reset_connections,
-    resolve_region,
     resolve_table_name,
     table_meta,
 )

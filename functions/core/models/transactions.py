@@ -14,7 +14,8 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from functions.core.models.binding import resolve_region, transaction_connection
+from functions.core.aws import resolve_region
+from functions.core.models.binding import transaction_connection
 
 M = TypeVar("M", bound=Model)
 
