@@ -12,9 +12,19 @@ method requires the key except `GET /v1/health`. Operator routes use IAM (SigV4)
 
 Bad input is never a 5xx (DESIGN "HTTP API"), so any 5xx of the stage pages the
 operators: a handler crashed, timed out, or a function could not be invoked.
+
+What API Gateway answers itself (a missing key, throttling, a body over 10 MB, a path no
+route serves, a failed integration) is in the contract's error shape too, through one
+gateway response per type (`GATEWAY_RESPONSES`), each carrying API Gateway's request id:
+the id the function logs carry as their correlation id. The local cloud answers from
+the same resources of the synthesized template.
 """
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Final
 
 from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
@@ -32,6 +42,111 @@ BASE_PATH = "/v1"
 # covers the keyless health route.
 KEY_RATE_LIMIT, KEY_BURST_LIMIT = 100, 200
 STAGE_RATE_LIMIT, STAGE_BURST_LIMIT = 500, 1000
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """What API Gateway answers for one gateway response type, in the contract's shape."""
+
+    response_type: str  # API Gateway's name, e.g. INVALID_API_KEY
+    # API Gateway's own status for the type; None for DEFAULT_4XX/DEFAULT_5XX, which keep
+    # the status of the error they stand in for.
+    status: str | None
+    code: str
+    # Fixed text, or None for API Gateway's own message (`$context.error.messageString`).
+    message: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# `$context.error.messageString` is API Gateway's message already quoted as a JSON string;
+# the rest are plain text substituted into quoted strings.
+_QUOTED_MESSAGE: Final = "$context.error.messageString"
+
+GATEWAY_RESPONSES: Final[tuple[GatewayAnswer, ...]] = (
+    # A missing key and a wrong one are the same type: API Gateway cannot tell them apart.
+    GatewayAnswer(
+        "INVALID_API_KEY",
+        "403",
+        "invalid_api_key",
+        "The x-api-key header is missing or is not a valid key.",
+    ),
+    # An unknown path or method, and an IAM-authorised route called without a signature.
+    GatewayAnswer(
+        "MISSING_AUTHENTICATION_TOKEN",
+        "403",
+        "route_not_found",
+        "No route serves this method and path (an operator route also needs a "
+        "SigV4-signed request).",
+    ),
+    GatewayAnswer("ACCESS_DENIED", "403", "forbidden", "This caller may not call this route."),
+    GatewayAnswer(
+        "INVALID_SIGNATURE",
+        "403",
+        "invalid_signature",
+        "The request's SigV4 signature does not match the request.",
+    ),
+    GatewayAnswer(
+        "EXPIRED_TOKEN", "403", "expired_token", "The request's AWS credentials have expired."
+    ),
+    GatewayAnswer(
+        "THROTTLED",
+        "429",
+        "throttled",
+        "Too many requests: retry after a short wait.",
+        headers=(("Retry-After", "1"),),
+    ),
+    GatewayAnswer(
+        "REQUEST_TOO_LARGE",
+        "413",
+        "payload_too_large",
+        "The request is over API Gateway's 10 MB limit.",
+    ),
+    GatewayAnswer(
+        "BAD_REQUEST_BODY",
+        "400",
+        "invalid_request",
+        "The request body does not match what the route takes.",
+    ),
+    GatewayAnswer(
+        "BAD_REQUEST_PARAMETERS",
+        "400",
+        "invalid_request",
+        "A request parameter the route needs is missing or invalid.",
+    ),
+    GatewayAnswer(
+        "INTEGRATION_TIMEOUT",
+        "504",
+        "integration_timeout",
+        "The route's function did not answer in time.",
+    ),
+    GatewayAnswer(
+        "INTEGRATION_FAILURE",
+        "504",
+        "integration_failure",
+        "API Gateway could not reach the route's function.",
+    ),
+    GatewayAnswer("DEFAULT_4XX", None, "request_refused", None),
+    # A function that failed or answered something that is not a proxy response (502).
+    GatewayAnswer("DEFAULT_5XX", None, "internal_error", "Something went wrong on our side."),
+)
+
+
+def error_template(answer: GatewayAnswer) -> str:
+    """The `application/json` template of a gateway response: the contract's error shape.
+
+    The details name the request (its id, as in the functions' logs and API Gateway's
+    access log) and, for the defaults, the type API Gateway answered with.
+    """
+    details = {"requestId": "$context.requestId"}
+    if answer.status is None:
+        details["responseType"] = "$context.error.responseType"
+    message = answer.message if answer.message is not None else _QUOTED_MESSAGE
+    body = {"error": {"code": answer.code, "message": message, "details": details}}
+    text = json.dumps(body)
+    if answer.message is None:
+        text = text.replace(json.dumps(_QUOTED_MESSAGE), _QUOTED_MESSAGE)
+    return text
+
 
 _API_KEY_REASON = (
     "Storefronts call server to server with an API key bound to a usage plan "
@@ -119,6 +234,15 @@ class Api(Construct):
             "StorefrontKey", description="Rebates storefront key"
         )
         plan.add_api_key(self.api_key)
+        for answer in GATEWAY_RESPONSES:
+            self.rest_api.add_gateway_response(
+                _pascal(answer.response_type),
+                type=apigw.ResponseType.of(answer.response_type),
+                status_code=answer.status,
+                # Header values are static mapping expressions: quoted.
+                response_headers={name: f"'{value}'" for name, value in answer.headers} or None,
+                templates={"application/json": error_template(answer)},
+            )
 
         self.health = DomainFunction(
             self,
@@ -190,3 +314,8 @@ class Api(Construct):
             acknowledge(route, "AwsSolutions-APIG4", reason)
             acknowledge(route, "AwsSolutions-COG4", reason)
         return route
+
+
+def _pascal(response_type: str) -> str:
+    """`INVALID_API_KEY` -> `InvalidApiKeyResponse` (a construct id)."""
+    return "".join(part.capitalize() for part in response_type.split("_")) + "Response"

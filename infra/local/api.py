@@ -3,14 +3,21 @@
 Each request becomes the REST proxy event API Gateway would send (resource, path and
 query parameters, headers, body, request context) and goes to the route's function
 through the Lambda runtime, so handlers cannot tell the difference. What API Gateway
-itself answers is answered here the same way: a missing or wrong `x-api-key` is 403
-`Forbidden`, an unknown route is 403 `Missing Authentication Token`, and a function
-that fails is 502 `Internal server error`. A method no route declares (TRACE, CONNECT,
-PATCH on a GET-only path, any other verb) is 403 `Missing Authentication Token` too, and a
-body over API Gateway's 10 MB limit is 413.
+itself answers is answered here the same way, with the same gateway response type and
+status: a missing or wrong `x-api-key` is INVALID_API_KEY (403), an unknown route is
+MISSING_AUTHENTICATION_TOKEN (403), a body over API Gateway's 10 MB limit is
+REQUEST_TOO_LARGE (413), and a function that fails is DEFAULT_5XX (502). A method no
+route declares (TRACE, CONNECT, PATCH on a GET-only path, any other verb) is
+MISSING_AUTHENTICATION_TOKEN too.
+
+The body of such an answer is the template's `AWS::ApiGateway::GatewayResponse` for the
+type (else its DEFAULT_4XX / DEFAULT_5XX), filled in as API Gateway fills it: `$context`
+variables substituted, nothing else. A type the template does not declare gets API
+Gateway's built-in `{"message": ...}`.
 
 IAM-authorised routes need a SigV4 `Authorization` header; the signature is not
 checked locally (there is no IAM to check it against), only that one is present.
+Usage-plan throttling is not enforced locally.
 
 Paths under `/_local/` are the local cloud's control plane (clock, scheduled rules,
 waiting for queues to drain); they exist only here, never in AWS.
@@ -23,6 +30,8 @@ import json
 import logging
 import re
 import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -56,6 +65,17 @@ class RouteLike(Protocol):
     def api_key_required(self) -> bool: ...
     @property
     def authorization_type(self) -> str: ...
+
+
+class GatewayResponseLike(Protocol):
+    @property
+    def response_type(self) -> str: ...
+    @property
+    def status_code(self) -> str | None: ...
+    @property
+    def templates(self) -> Mapping[str, str]: ...
+    @property
+    def parameters(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -125,9 +145,115 @@ class RouteTable:
         return len(self._routes)
 
 
-def _gateway_error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
-    body = json.dumps({"message": message}).encode()
-    return status, {"Content-Type": "application/json", "x-amzn-ErrorType": message}, body
+# The gateway response types the local API answers with.
+INVALID_API_KEY: Final = "INVALID_API_KEY"
+MISSING_AUTHENTICATION_TOKEN: Final = "MISSING_AUTHENTICATION_TOKEN"  # noqa: S105 - a type name
+REQUEST_TOO_LARGE: Final = "REQUEST_TOO_LARGE"
+DEFAULT_4XX: Final = "DEFAULT_4XX"
+DEFAULT_5XX: Final = "DEFAULT_5XX"
+
+_STAGE: Final = "prod"  # the stage the proxy events name too
+_CONTEXT_VARIABLE = re.compile(r"\$context\.[A-Za-z][A-Za-z0-9.]*")
+_HEADER_PARAMETER: Final = "gatewayresponse.header."
+_REQUEST_HEADER: Final = "method.request.header."
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass(frozen=True)
+class GatewayRefusal:
+    """One answer of API Gateway itself: its response type, status and built-in message."""
+
+    response_type: str
+    status: int
+    message: str
+
+
+class GatewayResponses:
+    """What API Gateway answers itself, from the template's gateway responses."""
+
+    def __init__(self, declared: Mapping[str, GatewayResponseLike] | None = None) -> None:
+        self._declared = dict(declared or {})
+
+    def answer(
+        self,
+        refusal: GatewayRefusal,
+        *,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        request_id = request_id or str(uuid.uuid4())
+        response = self._declared.get(refusal.response_type) or self._declared.get(
+            DEFAULT_5XX if refusal.status >= 500 else DEFAULT_4XX
+        )
+        answer_headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": refusal.message}
+        if response is None:  # API Gateway's built-in answer
+            body = json.dumps({"message": refusal.message}).encode()
+            return refusal.status, {"Content-Type": "application/json", **answer_headers}, body
+        status = int(response.status_code) if response.status_code else refusal.status
+        context = {
+            "$context.requestId": request_id,
+            "$context.extendedRequestId": request_id,
+            "$context.error.message": refusal.message,
+            "$context.error.messageString": json.dumps(refusal.message),
+            "$context.error.responseType": refusal.response_type,
+            "$context.httpMethod": method,
+            "$context.path": f"/{_STAGE}{path}" if path else "",
+            "$context.stage": _STAGE,
+            "$context.requestTimeEpoch": str(int(time.time() * 1000)),
+        }
+        content_type, template = _template_for(response.templates)
+        # API Gateway substitutes variables in gateway response templates but runs no VTL;
+        # a variable it does not know becomes empty.
+        filled = _CONTEXT_VARIABLE.sub(lambda match: context.get(match.group(0), ""), template)
+        answer_headers["Content-Type"] = content_type
+        answer_headers.update(_response_headers(response.parameters, headers or {}))
+        return status, answer_headers, filled.encode()
+
+
+def _template_for(templates: Mapping[str, str]) -> tuple[str, str]:
+    if "application/json" in templates:
+        return "application/json", templates["application/json"]
+    for content_type, template in templates.items():
+        return content_type, template
+    return "application/json", ""
+
+
+def _response_headers(
+    parameters: Mapping[str, str], request_headers: Mapping[str, str]
+) -> dict[str, str]:
+    """The headers a gateway response maps: static 'values' and request headers."""
+    lowered = {name.lower(): value for name, value in request_headers.items()}
+    headers = {}
+    for target, source in parameters.items():
+        if not target.startswith(_HEADER_PARAMETER):
+            continue
+        name = target.removeprefix(_HEADER_PARAMETER)
+        if len(source) >= 2 and source.startswith("'") and source.endswith("'"):
+            headers[name] = source[1:-1]
+        elif source.startswith(_REQUEST_HEADER):
+            value = lowered.get(source.removeprefix(_REQUEST_HEADER).lower())
+            if value is not None:
+                headers[name] = value
+    return headers
+
+
+BAD_REQUEST: Final = GatewayRefusal(DEFAULT_4XX, HTTPStatus.BAD_REQUEST, "Bad Request")
+FORBIDDEN: Final = GatewayRefusal(INVALID_API_KEY, HTTPStatus.FORBIDDEN, "Forbidden")
+NO_ROUTE: Final = GatewayRefusal(
+    MISSING_AUTHENTICATION_TOKEN, HTTPStatus.FORBIDDEN, "Missing Authentication Token"
+)
+TOO_LARGE: Final = GatewayRefusal(
+    REQUEST_TOO_LARGE, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long"
+)
+FUNCTION_FAILED: Final = GatewayRefusal(
+    DEFAULT_5XX, HTTPStatus.BAD_GATEWAY, "Internal server error"
+)
+LOCAL_FAULT: Final = GatewayRefusal(
+    DEFAULT_5XX, HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error"
+)
 
 
 class Gateway:
@@ -140,31 +266,52 @@ class Gateway:
         *,
         api_key: str | None,
         control: ControlHandler | None = None,
+        responses: Mapping[str, GatewayResponseLike] | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self._invoke = invoke
         self._api_key = api_key
         self._control = control
+        self.responses = GatewayResponses(responses)
 
-    def handle(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def refuse(
+        self,
+        refusal: GatewayRefusal,
+        *,
+        method: str = "",
+        path: str = "",
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> Answer:
+        """What API Gateway answers itself for `refusal` (its gateway response)."""
+        return self.responses.answer(
+            refusal, request_id=request_id, method=method, path=path, headers=headers
+        )
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        request_id = str(uuid.uuid4())
         try:
             url = urlsplit(target)
         except ValueError:  # e.g. an unclosed IPv6 bracket in an absolute-form target
-            return _gateway_error(HTTPStatus.BAD_REQUEST, "Bad Request")
+            return self.refuse(BAD_REQUEST, method=method, headers=headers, request_id=request_id)
         path = url.path
         if path.startswith(CONTROL_PREFIX) and self._control is not None:
             return self._handle_control(method, path.removeprefix(CONTROL_PREFIX), body)
         found = self.table.match(method, path)
+
+        def refuse(refusal: GatewayRefusal) -> Answer:
+            return self.refuse(
+                refusal, method=method.upper(), path=path, headers=headers, request_id=request_id
+            )
+
         if found is None:
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
+            return refuse(NO_ROUTE)
         route, path_parameters = found
         lowered = {k.lower(): v for k, v in headers.items()}
         presented_key = lowered.get("x-api-key")
         refusal = self._refusal(route, lowered)
         if refusal is not None:
-            return refusal
+            return refuse(refusal)
         query = dict(parse_qs(url.query, keep_blank_values=True))
         event = proxy_event(
             method,
@@ -175,27 +322,27 @@ class Gateway:
             headers=dict(headers),
             body=body or None,
             api_key=presented_key if route.api_key_required else None,
+            request_id=request_id,
         )
         result = self._invoke(route.function_name, event)
         if result.is_error or not isinstance(result.payload, dict):
-            return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
+            # The function's logs carry this request id as their correlation id.
+            return refuse(FUNCTION_FAILED)
         return _proxy_response(result.payload)
 
     def _refusal(
         self, route: CompiledRoute, lowered_headers: Mapping[str, str]
-    ) -> tuple[int, dict[str, str], bytes] | None:
+    ) -> GatewayRefusal | None:
         """What API Gateway answers a request the route's authorization refuses."""
         signed = lowered_headers.get("authorization", "").startswith("AWS4-HMAC-SHA256")
         if route.iam and not signed:
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
+            return NO_ROUTE
         presented_key = lowered_headers.get("x-api-key")
         if route.api_key_required and (self._api_key is None or presented_key != self._api_key):
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Forbidden")
+            return FORBIDDEN
         return None
 
-    def _handle_control(
-        self, method: str, path: str, body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def _handle_control(self, method: str, path: str, body: bytes) -> Answer:
         assert self._control is not None
         try:
             document = json.loads(body) if body else None
@@ -248,10 +395,9 @@ class _Refused(Exception):
     """A request body that cannot be read as declared: answered, then the connection closed
     (what is left of the body cannot be told from the next request)."""
 
-    def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    def __init__(self, refusal: GatewayRefusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 _DECIMAL = re.compile(r"[0-9]{1,20}")
@@ -291,8 +437,11 @@ class GatewayHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         try:
             body = self._read_body()
-        except _Refused as refusal:
-            self._answer(*_gateway_error(refusal.status, refusal.message), closing=True)
+        except _Refused as refused:
+            answer = self.gateway.refuse(
+                refused.refusal, method=self.command, headers=dict(self.headers.items())
+            )
+            self._answer(*answer, closing=True)
             return
         try:
             answer = self.gateway.handle(self.command, self.path, dict(self.headers.items()), body)
@@ -300,7 +449,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             # A fault of the local cloud itself (a function it cannot find, a bug here):
             # API Gateway answers a failed integration with a 500.
             log.exception("the local API failed on %s %s", self.command, self.path)
-            answer = _gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal server error")
+            answer = self.gateway.refuse(LOCAL_FAULT, method=self.command)
         self._answer(*answer)
 
     def _read_body(self) -> bytes:
@@ -310,13 +459,13 @@ class GatewayHandler(BaseHTTPRequestHandler):
         if not declared:
             return b""
         if len(declared) > 1 or not _DECIMAL.fullmatch(next(iter(declared))):
-            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+            raise _Refused(BAD_REQUEST)
         length = int(next(iter(declared)))
         if length > MAX_BODY_BYTES:
-            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
+            raise _Refused(TOO_LARGE)
         body = self.rfile.read(length)
         if len(body) < length:  # the client closed before sending all it declared
-            raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+            raise _Refused(BAD_REQUEST)
         return body
 
     def _read_chunks(self) -> bytes:
@@ -324,15 +473,15 @@ class GatewayHandler(BaseHTTPRequestHandler):
         while True:
             size_text = self.rfile.readline(1024).split(b";", 1)[0].strip()
             if not _CHUNK_SIZE.fullmatch(size_text):
-                raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+                raise _Refused(BAD_REQUEST)
             size = int(size_text, 16)
             if size == 0:
                 break
             if len(body) + size > MAX_BODY_BYTES:
-                raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
+                raise _Refused(TOO_LARGE)
             chunk = self.rfile.read(size)
             if len(chunk) < size or self.rfile.readline(3).strip():
-                raise _Refused(HTTPStatus.BAD_REQUEST, "Bad Request")
+                raise _Refused(BAD_REQUEST)
             body += chunk
         # Trailer fields are not passed on (API Gateway's proxy event has no place for
         # them); they end at an empty line.
@@ -364,7 +513,7 @@ def handler_for(gateway: Gateway) -> type[GatewayHandler]:
     return Handler
 
 
-def _proxy_response(payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+def _proxy_response(payload: dict[str, Any]) -> Answer:
     """A Lambda proxy integration result, as API Gateway turns it into HTTP."""
     status = int(payload.get("statusCode", 200))
     headers = {k: str(v) for k, v in (payload.get("headers") or {}).items()}

@@ -6,7 +6,9 @@ Start-up order matters and is the whole point of this module:
    Functions task, S3 notification, queue poller, API route) runs the real handler
    in this process with its function's own environment;
 3. the template deployed resource by resource (infra/local/deploy/);
-4. a poller per SQS event source mapping, and the local API on 127.0.0.1:3000;
+4. a poller per SQS and table stream event source mapping, Lambda's asynchronous
+   invocations (S3 notifications, delivered after the request that made them), and
+   the local API on 127.0.0.1:3000;
 5. the stack outputs, written to `.local/outputs.json`.
 """
 
@@ -25,6 +27,7 @@ from botocore.config import Config
 
 from infra.local import patches
 from infra.local.api import Gateway, InvocationResult, LocalApi
+from infra.local.async_invocations import AsyncInvocationConfig, AsyncInvocations
 from infra.local.deploy import DeployContext, Deployment, deploy
 from infra.local.environment import install_overlay, uninstall_overlay
 from infra.local.lambdas import LambdaRuntime
@@ -46,8 +49,9 @@ class LocalCloudConfig:
     api_port: int = 3000
     region: str = "ap-northeast-1"
     outputs_path: Path | None = OUTPUTS_PATH
-    # AWS keeps a failed message invisible for the queue's visibility timeout; locally
-    # it comes back after this many seconds so redrive plays out in a test's time.
+    # AWS keeps a failed message invisible for the queue's visibility timeout, and retries
+    # a failed asynchronous invocation after one then two minutes; locally both come back
+    # after this many seconds so redrive plays out in a test's time.
     retry_delay_seconds: float = 0.0
 
 
@@ -87,6 +91,7 @@ class LocalCloud:
     runtime: LambdaRuntime | None = None
     deployment: Deployment | None = None
     pollers: Pollers | None = None
+    async_invocations: AsyncInvocations | None = None
     api: LocalApi | None = None
     scheduler: Scheduler | None = None
     outputs: dict[str, str] = field(default_factory=dict)
@@ -149,6 +154,19 @@ class LocalCloud:
                     sqs_client=sqs,
                 )
             )
+        self.async_invocations = AsyncInvocations(
+            self.runtime,
+            {
+                name: AsyncInvocationConfig(**asdict(record))
+                for name, record in self.deployment.async_invocations.items()
+            },
+            client=self.client,
+            region=config.region,
+            account_id=ACCOUNT_ID,
+            retry_delay_seconds=config.retry_delay_seconds,
+        )
+        self.runtime.async_queue = self.async_invocations
+        self.pollers.add(self.async_invocations)
         self.pollers.start()
         self.scheduler = self._scheduler(self.deployment)
         gateway = Gateway(
@@ -156,6 +174,7 @@ class LocalCloud:
             self._invoke_for_api,
             api_key=self.deployment.api_key_value,
             control=self._control,
+            responses=self.deployment.gateway_responses,
         )
         self.api = LocalApi(gateway, host=config.host, port=config.api_port)
         self.api.start()
@@ -177,8 +196,9 @@ class LocalCloud:
             self.api.stop()
             self.api = None
         if self.pollers is not None:
-            self.pollers.stop()
+            self.pollers.stop()  # the asynchronous invocations' workers too
             self.pollers = None
+            self.async_invocations = None
         if self.runtime is not None:
             patches.revert()
             self.runtime = None
@@ -211,7 +231,8 @@ class LocalCloud:
         self.runtime.clock_offset_seconds = int(seconds)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Until every polled queue is empty and no batch is in flight."""
+        """Until every polled queue is empty, no batch is in flight and every asynchronous
+        invocation (S3 notification) is settled."""
         return self.pollers.wait_idle(timeout) if self.pollers is not None else True
 
     def fire(self, name: str) -> dict[str, Any]:

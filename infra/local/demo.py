@@ -26,6 +26,8 @@ from typing import Any
 
 import boto3
 
+from infra.local.campaign_files import ReportTimeout, upload_campaign_file, wait_for_report
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / ".local"
 OUTPUTS = LOCAL_DIR / "outputs.json"
@@ -97,7 +99,11 @@ def act_platform(demo: Demo) -> None:
     status, body = demo.http.call("GET", "/v1/health", key=False)
     demo.check(f"storefront: GET /v1/health answers {status} {body}", status == 200)
     status, body = demo.http.call("GET", "/v1/nowhere")
-    demo.check(f"storefront: an unknown route is refused by the gateway ({status})", status == 403)
+    code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+    demo.check(
+        f"storefront: an unknown route is refused by the gateway ({status} {code})",
+        status == 403 and code == "route_not_found",
+    )
     machines = demo.aws("stepfunctions").list_state_machines()["stateMachines"]
     claims = [m for m in machines if m["stateMachineArn"] == demo.outputs["ClaimsStateMachineArn"]]
     names = ", ".join(m["name"] for m in claims) or "none"
@@ -115,20 +121,18 @@ DEMO_NOW = datetime(2027, 5, 3, 3, 0, tzinfo=UTC)
 
 
 def _upload(demo: Demo, key: str, content: bytes) -> dict[str, Any]:
-    """A marketer's upload, and the report the loader writes next to it."""
+    """A marketer's upload, and the report the loader writes next to it.
+
+    The upload returns at once (S3 notifies the loader asynchronously): the report on
+    this very upload is polled for.
+    """
     s3 = demo.aws("s3")
     bucket = demo.outputs["CampaignBucketName"]
-    s3.put_object(Bucket=bucket, Key=key, Body=content)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            report = s3.get_object(Bucket=bucket, Key=f"reports/{key}.result.json")
-        except s3.exceptions.NoSuchKey:
-            time.sleep(0.2)
-            continue
-        document: dict[str, Any] = json.loads(report["Body"].read())
-        return document
-    raise SystemExit(f"demo failed: no report for {key}")
+    revision = upload_campaign_file(s3, bucket, key, content)
+    try:
+        return wait_for_report(s3, bucket, key, revision).document
+    except ReportTimeout as timeout:
+        raise SystemExit(f"demo failed: {timeout}") from None
 
 
 def act_campaigns_and_offers(demo: Demo) -> None:

@@ -8,8 +8,9 @@ runs the handler with the function's environment and the Lambda runtime variable
 and turns an exception into the error Lambda reports (`errorType` is the exception's
 class name, which Step Functions Retry/Catch match on).
 
-Invocations come from moto (Invoke, Step Functions Lambda tasks, S3/SNS/stream
-notifications, through `patches`), from the SQS pollers and from the local API.
+Invocations come from moto (Invoke, Step Functions Lambda tasks, SNS and Kinesis
+deliveries, through `patches`), from the SQS and table stream pollers, from the local
+API, and from the asynchronous invocations S3 notifications queue (`invoke_async`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, Protocol, TextIO
 
 from functions.core.clock import CLOCK_OFFSET_ENV
 from infra.local.environment import function_environment, pass_through_environment
@@ -116,6 +117,12 @@ class Invocation:
 
 class FunctionNotFound(LookupError):
     """No function of that name or ARN exists in moto."""
+
+
+class AsyncQueue(Protocol):
+    """Where asynchronous invocations wait for delivery (`async_invocations`)."""
+
+    def submit(self, function_name_or_arn: str, event: Any, *, ordering_key: str) -> None: ...
 
 
 class _InvocationError(Exception):
@@ -219,6 +226,9 @@ class LambdaRuntime:
         # Copy each invocation's log to moto's CloudWatch Logs (/aws/lambda/<name>),
         # so `aws logs tail` works as in AWS.
         self.save_logs = save_logs
+        # Lambda's queue of asynchronous invocations (the local cloud's); without one,
+        # `invoke_async` runs the invocation at once, inside the call that made it.
+        self.async_queue: AsyncQueue | None = None
         self._history: deque[Invocation] = deque(maxlen=history_limit)
         self._recorded = threading.Condition()
         self._handlers: dict[tuple[str, str], Callable[[Any, Any], Any]] = {}
@@ -268,14 +278,20 @@ class LambdaRuntime:
 
     # -- invoking --
 
-    def run(self, function: LocalFunction, event: Any) -> Invocation:
-        """Run one invocation of `function` with `event`; never raises for handler errors."""
+    def run(
+        self, function: LocalFunction, event: Any, *, request_id: str | None = None
+    ) -> Invocation:
+        """Run one invocation of `function` with `event`; never raises for handler errors.
+
+        `request_id`: the invocation's id (a retry of an asynchronous one keeps it);
+        a fresh one when not given.
+        """
         if self._closed:
             raise RuntimeError("this LambdaRuntime is closed")
         # Lambda hands the handler a freshly parsed JSON document: no shared objects
         # with the caller, no types JSON cannot carry.
         event = json.loads(json.dumps(event))
-        request_id = str(uuid.uuid4())
+        request_id = request_id or str(uuid.uuid4())
         env = self.environment_for(function)
         started_wall = time.time()
         context = LambdaContextStub(
@@ -345,14 +361,32 @@ class LambdaRuntime:
         """The function as moto has it (handler, environment, timeout, memory)."""
         return LocalFunction.from_moto(self._moto_function(function_name_or_arn))
 
-    def invoke(self, function_name_or_arn: str, event: Any) -> Invocation:
+    def invoke(
+        self, function_name_or_arn: str, event: Any, *, request_id: str | None = None
+    ) -> Invocation:
         """Run the function moto knows by this name or ARN (pollers, the local API)."""
         moto_function = self._moto_function(function_name_or_arn)
-        invocation = self.run(LocalFunction.from_moto(moto_function), event)
+        invocation = self.run(LocalFunction.from_moto(moto_function), event, request_id=request_id)
         if self.save_logs:
             with self.gate.held():
                 save_logs_to_moto(moto_function, invocation.logs)
         return invocation
+
+    def invoke_async(self, function_name_or_arn: str, event: Any, *, ordering_key: str) -> None:
+        """An asynchronous invocation (InvocationType Event), as S3 makes them.
+
+        Queued on `async_queue` and delivered after the caller returns, with Lambda's
+        retries; events with the same `ordering_key` (an object's key) are delivered one
+        after another, in the order they were made. Without a queue it runs at once and
+        its error is only logged, as moto would.
+        """
+        if self.async_queue is not None:
+            self.async_queue.submit(function_name_or_arn, event, ordering_key=ordering_key)
+            return
+        try:
+            self.invoke(function_name_or_arn, event)
+        except FunctionNotFound:
+            log.exception("asynchronous invocation of a function that does not exist")
 
     def _moto_function(self, function_name_or_arn: str) -> Any:
         from moto.awslambda.models import lambda_backends

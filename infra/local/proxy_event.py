@@ -55,10 +55,12 @@ def proxy_event(
     api_key: str | None = None,
     stage: str = "prod",
     source_ip: str = "127.0.0.1",
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """A v1 (REST) proxy integration event, as API Gateway builds it.
 
     `body` may be bytes or str (sent as is), or any JSON value (serialised).
+    `request_id` is API Gateway's id of the request (a fresh one when not given).
     """
     header_map = {k: v for k, v in (headers or {}).items()}
     raw_body: str | None
@@ -98,7 +100,7 @@ def proxy_event(
             "httpMethod": method.upper(),
             "path": f"/{stage}{path}",
             "stage": stage,
-            "requestId": str(uuid.uuid4()),
+            "requestId": request_id or str(uuid.uuid4()),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(request_time)),
             "requestTimeEpoch": int(request_time * 1000),
             "accountId": "123456789012",

@@ -27,7 +27,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -321,19 +320,6 @@ def _free_port() -> int:
         return port
 
 
-def _wait_for_report(cloud: Any, bucket: str, key: str, timeout: float = 120.0) -> Any:
-    s3 = cloud.client("s3")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            report = s3.get_object(Bucket=bucket, Key=f"reports/{key}.result.json")
-        except s3.exceptions.NoSuchKey:
-            time.sleep(0.2)
-            continue
-        return json.loads(report["Body"].read())
-    raise RuntimeError(f"no loader report for {key} within {timeout:.0f} s")
-
-
 def _function_named(cloud: Any, handler: str) -> str:
     for record in cloud.deployment.functions.values():
         if record.handler == handler:
@@ -348,6 +334,7 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
     Then its pollers stop and the campaign bucket stops notifying, so only the children
     run handlers (the loader's files are loaded by the child the bench hands them to).
     """
+    from infra.local.campaign_files import upload_campaign_file, wait_for_report
     from infra.local.cloud import LocalCloud, LocalCloudConfig
 
     saved = dict(os.environ)
@@ -361,8 +348,10 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         bucket = cloud.outputs["CampaignBucketName"]
         key = "campaigns/bench-store-opening.json"
         body = json.dumps(_campaign_document("api")).encode()
-        cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
-        report = _wait_for_report(cloud, bucket, key)
+        s3 = cloud.client("s3")
+        report = wait_for_report(
+            s3, bucket, key, upload_campaign_file(s3, bucket, key, body)
+        ).document
         if report.get("status") != "published":
             raise RuntimeError(f"the bench campaign was not published: {report}")
         cloud.wait_idle()
@@ -379,7 +368,6 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         )
         assert cloud.pollers is not None
         cloud.pollers.stop()
-        s3 = cloud.client("s3")
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
         api_env = cloud.deployment.functions[api].environment
         table = api_env["CAMPAIGNS_TABLE"]

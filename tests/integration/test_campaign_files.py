@@ -9,6 +9,7 @@ suite quick (the example's 5,000 codes take about 15 s locally; `make demo` publ
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from functions.campaigns.logic import report_key
+from infra.local.campaign_files import upload_campaign_file, wait_for_report
 from infra.local.cloud import LocalCloud
 from tests.integration.test_wiring import eventually, physical_id
 
@@ -34,21 +35,12 @@ class Marketer:
     dynamodb: Any
 
     def upload(self, key: str, content: bytes) -> dict[str, Any]:
-        """Upload a file and wait for its report (the loader writes it last)."""
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=content)
-        return self.report(key)
-
-    def report(self, key: str) -> dict[str, Any]:
-        def read() -> dict[str, Any] | None:
-            try:
-                response = self.s3.get_object(Bucket=self.bucket, Key=report_key(key))
-            except self.s3.exceptions.NoSuchKey:
-                return None
-            assert response["ContentType"] == "application/json"
-            document: dict[str, Any] = json.loads(response["Body"].read())
-            return document
-
-        return eventually(read, timeout=60)
+        """Upload a file and wait for the report on this upload (the loader writes it
+        last; the upload itself returns before the loader runs)."""
+        revision = upload_campaign_file(self.s3, self.bucket, key, content)
+        report = wait_for_report(self.s3, self.bucket, key, revision, timeout=60)
+        assert report.content_type == "application/json"
+        return report.document
 
     def item(self, pk: str, sk: str) -> dict[str, Any] | None:
         found = self.dynamodb.get_item(
@@ -202,3 +194,29 @@ def test_deleting_the_file_archives_the_campaign(marketer: Marketer) -> None:
     eventually(lambda: marketer.campaign(campaign_id)["status"]["S"] == "archived", timeout=30)
     offer = marketer.item(f"OFFER#{offer_id}", "META")
     assert offer is not None and offer["status"]["S"] == "archived"
+
+
+def test_an_upload_returns_before_the_loader_has_finished(marketer: Marketer) -> None:
+    runtime = marketer.cloud.runtime
+    assert runtime is not None
+    suffix = uuid.uuid4().hex[:8]
+    campaign_id, offer_id = f"it-async-{suffix}", f"ASYNC{suffix.upper()}"
+    key = f"campaigns/it/{campaign_id}.json"
+
+    revision = upload_campaign_file(
+        marketer.s3, marketer.bucket, key, scaled_spring_campaign(campaign_id, offer_id)
+    )
+    returned_at = time.time()
+    report = wait_for_report(marketer.s3, marketer.bucket, key, revision, timeout=60)
+
+    assert report.document["status"] == "published"
+    # The report is the handler's last write: its invocation is recorded just after.
+    loaded = runtime.wait_for(
+        lambda invocation: (
+            isinstance(invocation.payload, dict)
+            and {"key": key, "outcome": "published"} in invocation.payload.get("results", [])
+        ),
+        timeout=10,
+    )
+    # S3 delivered the notification after PutObject had answered the marketer.
+    assert loaded.finished_at > returned_at

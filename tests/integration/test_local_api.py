@@ -99,7 +99,9 @@ def test_a_method_no_route_declares_is_refused_as_api_gateway_does(cloud: LocalC
             answer = _ask(connection, method, path, {})
         finally:
             connection.close()
-        assert (answer.status, answer.body) == (403, {"message": "Missing Authentication Token"})
+        assert answer.status == 403
+        assert answer.body["error"]["code"] == "route_not_found"
+        assert answer.body["error"]["details"]["requestId"]
 
 
 def test_malformed_requests_are_answered_and_the_api_keeps_serving(cloud: LocalCloud) -> None:

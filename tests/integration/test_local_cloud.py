@@ -44,7 +44,17 @@ def test_health_needs_no_key(cloud: LocalCloud) -> None:
 
 def test_an_unknown_route_is_refused_like_api_gateway(cloud: LocalCloud) -> None:
     status, body = get(cloud.outputs["ApiUrl"] + "/v1/nowhere")
-    assert (status, body) == (403, {"message": "Missing Authentication Token"})
+    assert status == 403
+    assert body["error"]["code"] == "route_not_found"
+
+
+def test_a_missing_key_is_refused_in_the_error_shape(cloud: LocalCloud) -> None:
+    status, body = get(cloud.outputs["ApiUrl"] + "/v1/campaigns")
+    assert status == 403
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == "invalid_api_key"
+    assert body["error"]["message"]
+    assert body["error"]["details"]["requestId"]
 
 
 @pytest.mark.parametrize(

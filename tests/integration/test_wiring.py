@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -164,6 +165,41 @@ def test_an_uploaded_object_reaches_its_handler(cloud: LocalCloud) -> None:
     cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=b"\xff\xd8 receipt")
     item = eventually(recorded(cloud, "upload", key))
     assert json.loads(item["payload"]["S"])["bucket"]["name"] == bucket
+
+
+def test_an_upload_that_fails_its_handler_is_retried_twice_then_parked_in_its_dlq(
+    cloud: LocalCloud,
+) -> None:
+    assert cloud.runtime is not None
+    bucket = physical_id(cloud, "WiringProbeUploads", "AWS::S3::Bucket")
+    dlq_url = physical_id(cloud, "WiringProbeOnUploadDlq", "AWS::SQS::Queue")
+    function = physical_id(cloud, "WiringProbeOnUploadFunction", "AWS::Lambda::Function")
+    key = f"incoming/poison {uuid.uuid4()}.jpg"
+    sqs = cloud.client("sqs")
+
+    cloud.client("s3").put_object(Bucket=bucket, Key=key, Body=b"\xff\xd8 receipt")
+
+    def parked() -> list[dict[str, Any]] | None:
+        messages: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        return messages or None
+
+    (message,) = eventually(parked, timeout=30)
+    (record,) = json.loads(message["Body"])["Records"]
+    assert unquote_plus(record["s3"]["object"]["key"]) == key
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == f"refused {key}"
+    attempts = [
+        i
+        for i in cloud.runtime.history
+        if i.function_name == function
+        and unquote_plus(i.event["Records"][0]["s3"]["object"]["key"]) == key
+    ]
+    # The first delivery and the template's two retries, all under one request id.
+    assert [i.error_type for i in attempts] == ["ProbeError"] * 3
+    assert {i.request_id for i in attempts} == {
+        message["MessageAttributes"]["RequestID"]["StringValue"]
+    }
 
 
 def test_a_state_machine_task_runs_real_code_and_catch_sees_its_error_type(

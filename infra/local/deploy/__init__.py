@@ -11,9 +11,10 @@ values they reference become known. Each type has one small deployer in `DEPLOYE
 the deployers live in one module per service, on the shared `core`.
 
 The result, `Deployment` (`records`), also carries what the local runtime needs and
-moto does not do itself: the functions with their handlers and environment, the SQS
-and table stream mappings it polls, the API routes it serves, the scheduled rules it
-fires on demand.
+moto does not do itself: the functions with their handlers, environment and
+asynchronous invocation settings (retries, destinations, DLQ), the SQS and table stream
+mappings it polls, the API routes it serves and the gateway responses it answers with,
+the scheduled rules it fires on demand.
 
 moto behaviours this relies on or works around are noted where they matter; the
 summary is in the package's tests and `../shared/FIELD-NOTES.md`.
@@ -27,6 +28,7 @@ from infra.local.deploy.apigateway import (
     deploy_api_method,
     deploy_api_resource,
     deploy_api_stage,
+    deploy_gateway_response,
     deploy_request_validator,
     deploy_rest_api,
     deploy_usage_plan,
@@ -53,8 +55,10 @@ from infra.local.deploy.lambda_ import (
     deploy_layer,
 )
 from infra.local.deploy.records import (
+    AsyncInvocationRecord,
     Deployed,
     Deployment,
+    GatewayResponseRecord,
     LocalFunctionRecord,
     QueueMappingRecord,
     Route,
@@ -72,11 +76,13 @@ from infra.local.deploy.stepfunctions import deploy_state_machine, state_machine
 __all__ = [
     "DEPLOYERS",
     "NO_OP_TYPES",
+    "AsyncInvocationRecord",
     "DeployContext",
     "DeployError",
     "Deployed",
     "Deployer",
     "Deployment",
+    "GatewayResponseRecord",
     "LocalFunctionRecord",
     "QueueMappingRecord",
     "Route",
@@ -98,6 +104,7 @@ __all__ = [
     "deploy_event_invoke_config",
     "deploy_event_source_mapping",
     "deploy_function",
+    "deploy_gateway_response",
     "deploy_glue_database",
     "deploy_glue_table",
     "deploy_kms_key",

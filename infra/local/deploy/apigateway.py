@@ -1,4 +1,4 @@
-"""API Gateway REST APIs, and the routes the local API serves from them."""
+"""API Gateway REST APIs, and the routes and gateway responses the local API serves."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from infra.local.deploy.core import (
     resource_name,
     tag_map,
 )
-from infra.local.deploy.records import Deployed, Deployment, Route
+from infra.local.deploy.records import Deployed, Deployment, GatewayResponseRecord, Route
 from infra.local.template import TemplateError
 
 
@@ -199,6 +199,20 @@ def deploy_usage_plan_key(
     return Deployed(key["id"], {"Id": key["id"]})
 
 
+def deploy_gateway_response(
+    context: DeployContext, logical_id: str, properties: dict[str, Any]
+) -> Deployed:
+    # Stored in moto (`aws apigateway get-gateway-responses` lists them); the local API
+    # answers with them from Deployment.gateway_responses.
+    request: dict[str, Any] = {
+        "restApiId": properties["RestApiId"],
+        "responseType": properties["ResponseType"],
+        **camel_fields(properties, "StatusCode", "ResponseParameters", "ResponseTemplates"),
+    }
+    context.client("apigateway").put_gateway_response(**request)
+    return Deployed(f"{properties['RestApiId']}|{properties['ResponseType']}")
+
+
 _LAMBDA_INTEGRATION_URI: Final = re.compile(
     r":lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$"
 )
@@ -223,6 +237,26 @@ def routes(deployment: Deployment) -> list[Route]:
             )
         )
     return routes
+
+
+def gateway_responses(deployment: Deployment) -> dict[str, GatewayResponseRecord]:
+    """Response type -> what the template declares API Gateway answers for it."""
+    responses = {}
+    for logical_id, _ in of_type(deployment, "AWS::ApiGateway::GatewayResponse"):
+        properties = deployment.properties[logical_id]
+        status = properties.get("StatusCode")
+        record = GatewayResponseRecord(
+            response_type=str(properties["ResponseType"]),
+            status_code=str(status) if status is not None else None,
+            templates={
+                str(k): str(v) for k, v in (properties.get("ResponseTemplates") or {}).items()
+            },
+            parameters={
+                str(k): str(v) for k, v in (properties.get("ResponseParameters") or {}).items()
+            },
+        )
+        responses[record.response_type] = record
+    return responses
 
 
 def _resource_paths(deployment: Deployment) -> dict[str, str]:

@@ -16,6 +16,7 @@ from infra.local.deploy.core import (
     tag_map,
 )
 from infra.local.deploy.records import (
+    AsyncInvocationRecord,
     Deployed,
     Deployment,
     LocalFunctionRecord,
@@ -161,8 +162,9 @@ def _is_table_stream_arn(arn: str) -> bool:
 def deploy_event_invoke_config(
     context: DeployContext, logical_id: str, properties: dict[str, Any]
 ) -> Deployed:
-    # Retries and destinations of asynchronous invocations: moto stores them, and
-    # `aws lambda get-function-event-invoke-config` shows them.
+    # Retries and destinations of asynchronous invocations: moto stores them (`aws lambda
+    # get-function-event-invoke-config` shows them) and the local cloud's asynchronous
+    # invocations follow them (Deployment.async_invocations).
     function = str(properties["FunctionName"])
     qualifier = str(properties.get("Qualifier", "$LATEST"))
     context.client("lambda").put_function_event_invoke_config(
@@ -246,3 +248,35 @@ def table_stream_mappings(deployment: Deployment) -> list[TableStreamMappingReco
             )
         )
     return records
+
+
+def async_invocations(deployment: Deployment) -> dict[str, AsyncInvocationRecord]:
+    """Every function's asynchronous invocation settings, as its template declares them."""
+    configs: dict[str, dict[str, Any]] = {}
+    for logical_id, _ in of_type(deployment, "AWS::Lambda::EventInvokeConfig"):
+        properties = deployment.properties[logical_id]
+        if str(properties.get("Qualifier", "$LATEST")) != "$LATEST":
+            continue  # versions and aliases: the local runtime runs $LATEST only
+        configs[function_name_of(deployment, str(properties["FunctionName"]))] = properties
+    records = {}
+    for logical_id, deployed in of_type(deployment, "AWS::Lambda::Function"):
+        name = deployed.physical_id
+        config = configs.get(name, {})
+        destinations = config.get("DestinationConfig") or {}
+        dead_letter = (deployment.properties[logical_id].get("DeadLetterConfig") or {}).get(
+            "TargetArn"
+        )
+        records[name] = AsyncInvocationRecord(
+            function_name=name,
+            maximum_retry_attempts=int(config.get("MaximumRetryAttempts", 2)),
+            maximum_event_age_seconds=int(config.get("MaximumEventAgeInSeconds", 6 * 60 * 60)),
+            on_success_destination=_destination(destinations, "OnSuccess"),
+            on_failure_destination=_destination(destinations, "OnFailure"),
+            dead_letter_target=str(dead_letter) if dead_letter else None,
+        )
+    return records
+
+
+def _destination(destinations: dict[str, Any], which: str) -> str | None:
+    destination = (destinations.get(which) or {}).get("Destination")
+    return str(destination) if destination else None

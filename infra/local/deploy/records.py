@@ -2,7 +2,8 @@
 
 `Deployment` carries what moto does not do itself: the functions with their handlers
 and environment, the SQS and table stream mappings the local pollers drive, the API
-routes the local API serves, the scheduled rules it fires on demand.
+routes the local API serves and the gateway responses it answers with, the scheduled
+rules it fires on demand.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ class LocalFunctionRecord:
     # Inline source (`Code.ZipFile`, e.g. CDK's own custom-resource handlers): not
     # project code, so the runtime cannot import its handler from the project tree.
     inline_code: bool = False
+
+
+@dataclass(frozen=True)
+class AsyncInvocationRecord:
+    """How Lambda handles a function's asynchronous invocations (S3 notifications): its
+    EventInvokeConfig and DeadLetterConfig, with Lambda's defaults where they say nothing."""
+
+    function_name: str
+    maximum_retry_attempts: int = 2
+    maximum_event_age_seconds: int = 6 * 60 * 60
+    on_success_destination: str | None = None
+    on_failure_destination: str | None = None
+    dead_letter_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class GatewayResponseRecord:
+    """An API Gateway gateway response: what API Gateway itself answers for one type."""
+
+    response_type: str  # e.g. INVALID_API_KEY, DEFAULT_4XX
+    status_code: str | None  # None: the type's own status
+    templates: dict[str, str]  # content type -> body template ($context variables)
+    parameters: dict[str, str]  # gatewayresponse.header.<name> -> mapping expression
+
+
+@dataclass(frozen=True)
 class ScheduledRule:
     """An EventBridge rule with a ScheduleExpression: moto never fires it by itself."""
 
@@ -100,7 +124,10 @@ class Deployment:
     functions: dict[str, LocalFunctionRecord] = field(default_factory=dict)
     queue_mappings: list[QueueMappingRecord] = field(default_factory=list)
     table_stream_mappings: list[TableStreamMappingRecord] = field(default_factory=list)
+    # Function name -> its asynchronous invocation settings (every function has some).
+    async_invocations: dict[str, AsyncInvocationRecord] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
+    gateway_responses: dict[str, GatewayResponseRecord] = field(default_factory=dict)
     api_key_value: str | None = None
     schedules: list[ScheduledRule] = field(default_factory=list)
     state_machines: dict[str, str] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from infra.local.template import resources_of
 DEPLOYERS: Final[dict[str, Deployer]] = {
     "AWS::ApiGateway::ApiKey": apigateway.deploy_api_key,
     "AWS::ApiGateway::Deployment": apigateway.deploy_api_deployment,
+    "AWS::ApiGateway::GatewayResponse": apigateway.deploy_gateway_response,
     "AWS::ApiGateway::Method": apigateway.deploy_api_method,
     "AWS::ApiGateway::RequestValidator": apigateway.deploy_request_validator,
     "AWS::ApiGateway::Resource": apigateway.deploy_api_resource,

@@ -11,6 +11,7 @@ problems at once (tests/unit/local/test_patches.py fails loudly on any).
 - `dynamodb_transactions`: TransactWriteItems backs up only the items it writes.
 - `transaction_tokens`: TransactWriteItems honours ClientRequestToken (local cloud only).
 - `s3_delete_notifications`: versioned deletes notify as S3 does.
+- `s3_notifications`: S3 notifications reach Lambda asynchronously, after the request.
 - `event_source_mappings`: SQS and table stream mappings detached for the local pollers.
 - `moto_server`: what the local cloud's moto server relies on (no replacement).
 
@@ -31,6 +32,7 @@ from infra.local.patches import (
     moto_server,
     registry,
     s3_delete_notifications,
+    s3_notifications,
     sqs_long_polls,
     step_functions_time,
     transaction_tokens,
@@ -80,6 +82,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
     dynamodb_transactions.PATCH,
     transaction_tokens.PATCH,
     s3_delete_notifications.PATCH,
+    s3_notifications.PATCH,
     event_source_mappings.PATCH,
     moto_server.PATCH,
 )

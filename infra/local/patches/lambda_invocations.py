@@ -10,7 +10,9 @@ event (a dict), except an Invoke with an empty body, which arrives as the string
 - Step Functions Lambda tasks, both `Resource: <function ARN>` and
   `arn:aws:states:::lambda:invoke` (moto's ASL engine calls Invoke over HTTP on
   http://localhost:$MOTO_PORT, or in-process under `mock_aws`: the Invoke path);
-- S3 notifications (inside PutObject; moto swallows the handler's error);
+- S3 notifications (moto: inside PutObject, the handler's error swallowed; the
+  `s3_notifications` patch queues them for the local cloud's asynchronous invocations,
+  which call `LambdaRuntime.invoke` after the request);
 - SNS to Lambda (inside Publish; a fixed sample envelope around the message);
 - SQS, Kinesis and DynamoDB-stream event source mappings (synchronously inside
   SendMessage/PutRecord/the write); SQS and stream mappings are detached from moto

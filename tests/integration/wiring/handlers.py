@@ -56,10 +56,12 @@ def always_fail(event: dict[str, Any], context: Any) -> None:
 
 
 def record_upload(event: dict[str, Any], context: Any) -> None:
-    """S3 notification: records the uploaded key."""
+    """S3 notification: records the uploaded key; fails on keys under `incoming/poison`."""
     for record in event["Records"]:
         # S3 event keys are URL-encoded; every S3-triggered handler must decode them.
         key = unquote_plus(record["s3"]["object"]["key"])
+        if key.startswith("incoming/poison"):
+            raise ProbeError(f"refused {key}")
         _record("upload", key, record["s3"])
 
 

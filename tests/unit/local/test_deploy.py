@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 import pytest
 from moto import mock_aws
 
+from infra.local.api import Gateway, InvocationResult
 from infra.local.deploy import (
     DEPLOYERS,
     NO_OP_TYPES,
@@ -214,6 +215,69 @@ class TestRealStack:
         assert Route("GET", "/v1/health", health.name, False, "NONE") in stack.deployment.routes
         assert health.environment["POWERTOOLS_SERVICE_NAME"] == "core"
         assert (health.timeout_seconds, health.memory_mb) == (10, 256)
+
+    def test_the_local_api_answers_with_the_templates_gateway_responses(
+        self, stack: DeployedStack
+    ) -> None:
+        declared = stack.of_type("AWS::ApiGateway::GatewayResponse")
+        assert set(stack.deployment.gateway_responses) == {
+            r["Properties"]["ResponseType"] for r in declared.values()
+        }
+        api_id = stack.deployment.resources[next(iter(stack.of_type("AWS::ApiGateway::RestApi")))]
+        stored = stack.context.client("apigateway").get_gateway_responses(
+            restApiId=api_id.physical_id
+        )["items"]
+        assert {r["responseType"] for r in stored} == set(stack.deployment.gateway_responses)
+        events: list[dict[str, Any]] = []
+
+        def failing(name: str, event: dict[str, Any]) -> InvocationResult:
+            events.append(event)
+            return InvocationResult({"errorType": "RuntimeError"}, True)
+
+        gateway = Gateway(
+            list(stack.deployment.routes),
+            failing,
+            api_key="the-key",
+            responses=stack.deployment.gateway_responses,
+        )
+        cases = [
+            ("GET", "/v1/campaigns", {}, 403, "invalid_api_key"),
+            ("GET", "/v1/campaigns", {"x-api-key": "wrong"}, 403, "invalid_api_key"),
+            ("GET", "/v1/nowhere", {"x-api-key": "the-key"}, 403, "route_not_found"),
+            ("TRACE", "/v1/health", {}, 403, "route_not_found"),
+            ("GET", "/v1/health", {}, 502, "internal_error"),
+        ]
+        for method, path, headers, status, code in cases:
+            answered, answer_headers, body = gateway.handle(method, path, headers, b"")
+            error = json.loads(body)["error"]
+            assert (answered, error["code"]) == (status, code), (method, path, headers)
+            assert answer_headers["Content-Type"] == "application/json"
+            assert error["details"]["requestId"] == answer_headers["x-amzn-RequestId"]
+        # A failed function's answer names the request its logs were written under.
+        (event,) = events
+        assert error["details"] == {
+            "requestId": event["requestContext"]["requestId"],
+            "responseType": "DEFAULT_5XX",
+        }
+
+    def test_asynchronous_invocations_follow_each_functions_template(
+        self, stack: DeployedStack
+    ) -> None:
+        functions = stack.of_type("AWS::Lambda::Function")
+        assert set(stack.deployment.async_invocations) == {
+            stack.deployment.resources[i].physical_id for i in functions
+        }
+        (loader_id,) = [
+            i
+            for i, r in functions.items()
+            if r["Properties"]["Handler"] == "functions.campaigns.handlers.loader.handler"
+        ]
+        loader = stack.deployment.async_invocations[
+            stack.deployment.resources[loader_id].physical_id
+        ]
+        dlq = functions[loader_id]["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+        assert loader.dead_letter_target == stack.deployment.resources[dlq].attributes["Arn"]
+        assert (loader.maximum_retry_attempts, loader.on_failure_destination) == (2, None)
 
     def test_api_key_value_is_the_one_api_gateway_generated(self, stack: DeployedStack) -> None:
         keys = stack.context.client("apigateway").get_api_keys(includeValues=True)["items"]

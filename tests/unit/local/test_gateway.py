@@ -19,6 +19,7 @@ from infra.local.api import (
     RouteTable,
     handler_for,
 )
+from infra.local.deploy import GatewayResponseRecord
 
 KEY = "local-key"
 
@@ -374,3 +375,78 @@ def test_a_client_that_went_away_ends_only_its_connection() -> None:
     recorder = Recorder()
     assert serve(HEALTH + HEALTH, gateway(recorder), wfile=_BrokenPipe()) == b""
     assert len(recorder.calls) == 1
+
+
+# -- gateway responses -----------------------------------------------------------------
+
+
+def _error_template(code: str, message: str = "$context.error.messageString") -> str:
+    quoted = message if message.startswith("$") else json.dumps(message)
+    return (
+        f'{{"error": {{"code": "{code}", "message": {quoted}, "details": '
+        '{"requestId": "$context.requestId", "type": "$context.error.responseType", '
+        '"unknown": "$context.notAVariable"}}}'
+    )
+
+
+DECLARED = {
+    "INVALID_API_KEY": GatewayResponseRecord(
+        "INVALID_API_KEY",
+        "403",
+        {"application/json": _error_template("invalid_api_key", "Bad key.")},
+        {
+            "gatewayresponse.header.Retry-After": "'1'",
+            "gatewayresponse.header.X-Echo": "method.request.header.x-trace",
+        },
+    ),
+    "REQUEST_TOO_LARGE": GatewayResponseRecord(
+        "REQUEST_TOO_LARGE", "413", {"application/json": _error_template("payload_too_large")}, {}
+    ),
+    "DEFAULT_4XX": GatewayResponseRecord(
+        "DEFAULT_4XX", None, {"application/json": _error_template("request_refused")}, {}
+    ),
+}
+
+
+def test_a_declared_gateway_response_is_filled_in_as_api_gateway_fills_it() -> None:
+    g = Gateway(ROUTES, Recorder(), api_key=KEY, responses=DECLARED)
+    status, headers, body = g.handle("GET", "/v1/campaigns/c1", {"X-Trace": "t-1"}, b"")
+    assert status == 403
+    assert json.loads(body) == {
+        "error": {
+            "code": "invalid_api_key",
+            "message": "Bad key.",
+            "details": {
+                "requestId": headers["x-amzn-RequestId"],
+                "type": "INVALID_API_KEY",
+                "unknown": "",
+            },
+        }
+    }
+    assert (headers["Retry-After"], headers["X-Echo"]) == ("1", "t-1")
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_an_undeclared_type_falls_back_to_the_default_response_and_keeps_its_status() -> None:
+    g = Gateway(ROUTES, Recorder(), api_key=KEY, responses=DECLARED)
+    status, _, body = g.handle("GET", "/v1/nowhere", {"x-api-key": KEY}, b"")
+    assert status == 403
+    error = json.loads(body)["error"]
+    assert (error["code"], error["message"]) == ("request_refused", "Missing Authentication Token")
+    assert error["details"]["type"] == "MISSING_AUTHENTICATION_TOKEN"
+
+
+def test_with_no_default_declared_api_gateway_answers_its_built_in_message() -> None:
+    recorder = Recorder(InvocationResult({"errorType": "ValueError"}, True))
+    g = Gateway(ROUTES, recorder, api_key=KEY, responses=DECLARED)
+    status, _, body = g.handle("GET", "/v1/health", {}, b"")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+
+
+def test_a_body_over_the_limit_gets_the_declared_too_large_response() -> None:
+    raw = request("POST", "/v1/echo", f"Content-Length: {MAX_BODY_BYTES + 1}")
+    g = Gateway(ECHO_ROUTES, Recorder(), api_key=KEY, responses=DECLARED)
+    (refused,) = answers(serve(raw, g), "POST")
+    assert (refused.status, refused.json()["error"]["code"]) == (413, "payload_too_large")
+    assert refused.json()["error"]["message"] == "Request Too Long"
+    assert refused.headers["Connection"] == "close"

@@ -19,6 +19,7 @@ from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
+from moto.s3 import notifications as s3_notifications_module
 from moto.s3.models import S3Backend
 from moto.sqs.models import Queue
 
@@ -29,6 +30,7 @@ from infra.local.patches import (
     dynamodb_transactions,
     registry,
     s3_delete_notifications,
+    s3_notifications,
     transaction_tokens,
 )
 from infra.local.server import SerialGate
@@ -97,6 +99,7 @@ def test_apply_and_revert_restore_moto() -> None:
     original_transact = DynamoDBBackend.transact_write_items
     original_handler = DynamoHandler.transact_write_items
     original_delete = S3Backend.delete_object
+    original_notify = s3_notifications_module._invoke_awslambda
     install_overlay()
     try:
         first = LambdaRuntime(SerialGate(), RUNTIME_ENV, project_root=ROOT)
@@ -106,6 +109,7 @@ def test_apply_and_revert_restore_moto() -> None:
         assert DynamoDBBackend.transact_write_items is dynamodb_transactions._transact_write_items
         assert DynamoHandler.transact_write_items is transaction_tokens._transact_write_items_once
         assert S3Backend.delete_object is s3_delete_notifications._delete_object
+        assert s3_notifications_module._invoke_awslambda is s3_notifications._invoke_awslambda
         assert patches.verify() == []  # checks the originals while patched
         patches.apply(second)
         assert patches.active_runtime() is second
@@ -118,6 +122,7 @@ def test_apply_and_revert_restore_moto() -> None:
     assert LambdaFunction._invoke_lambda is original_invoke
     assert Queue.wait_for_messages is original_wait
     assert DynamoHandler.transact_write_items is original_handler
+    assert s3_notifications_module._invoke_awslambda is original_notify
     # (Also these, unless a test installed them for good: then they stay installed.)
     assert DynamoDBBackend.transact_write_items is original_transact
     assert S3Backend.delete_object is original_delete
