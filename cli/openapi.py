@@ -142,7 +142,9 @@ _IDEMPOTENCY_HEADER = {
     "description": (
         "A retry with the same key and body returns the first response (with "
         "Idempotent-Replayed: true) and has no second effect; the same key with another "
-        "body is 409 idempotency_key_reused. Kept 24 hours."
+        "body is 409 idempotency_key_reused. Kept 24 hours. A refusal that may be lifted "
+        "later (a limit a rollback frees, an archived campaign uploaded again, not started "
+        "yet) is not kept: the retry is decided again."
     ),
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }

@@ -1,4 +1,5 @@
-"""Storage of offer codes: the offer's unique codes written collision-free, in chunks.
+"""Storage of offer codes: the offer's unique codes written collision-free, in chunks,
+and the surplus retired in chunks when a version lowers ``codes.count``.
 
 Storage (`store_new_codes`, `provision_codes`). Codes are `Code` items (``CODE#<CODE>`` /
 ``META``, unissued unique codes in the offer's pool on gsi1, taken one at a time by the
@@ -24,6 +25,19 @@ timeout of a few minutes (its CPU share grows with its memory size, a full vCPU 
 1,769 MB). Beware stock moto 5.2.5: its TransactWriteItems deep-copies the whole table
 once per item, which makes bulk storage quadratic there (1,000 codes: 50 s) unless the
 local cloud patches it.
+
+Retirement (`retire_surplus_codes`). ``codes.count`` is how many codes the offer gives
+out in all. Lowered on a republish, the codes beyond it that were never issued are
+retired: taken out of the pool for good and refused by name, while issued codes stay
+valid. The offer's live codes (generated minus retired, `CodeGeneration.live`) are brought
+down to the new count, or to the codes already issued if more went out. It reads the pool
+a page at a time (at most 99 codes, never the whole pool) and retires each page in one
+TransactWriteItems: a conditional update per code (still unissued and unretired, the
+mirror of `Code.issue`'s condition, so a code issued at the same moment ends up issued or
+retired, never both) and the offer's retired count, conditional on both counts read. A
+code that was issued meanwhile is dropped from the page and the rest retried; the number
+to retire does not change, as an issue moves a code from the pool to a customer. Raising
+the count later generates new codes on top: retired ones never return.
 """
 
 from __future__ import annotations
@@ -45,11 +59,18 @@ from functions.campaigns.codes import (
     parse_typed_code,
     split_code,
 )
-from functions.campaigns.models import Code, CodeGeneration
+from functions.campaigns.models import Code, CodeGeneration, get_offer
 from functions.core.clock import utc_now
 from functions.core.models import Transaction, TransactionCancelled
 
-__all__ = ["CHUNK_SIZE", "StoredCodes", "provision_codes", "store_new_codes"]
+__all__ = [
+    "CHUNK_SIZE",
+    "RetiredCodes",
+    "StoredCodes",
+    "provision_codes",
+    "retire_surplus_codes",
+    "store_new_codes",
+]
 
 # TransactWriteItems takes at most 100 items: 99 codes and the offer's generation count.
 CHUNK_SIZE: Final = 99
@@ -72,6 +93,17 @@ class StoredCodes:
     total: int
 
 
+@dataclass(frozen=True)
+class RetiredCodes:
+    """What a retirement did: codes retired now, those the campaign version retired in all
+    (now and in any earlier attempt of the same version), and the offer's live codes
+    afterwards (issued or still to be issued)."""
+
+    retired: int
+    by_version: int
+    live: int
+
+
 def provision_codes(
     offer_id: str,
     campaign_id: str,
@@ -85,15 +117,17 @@ def provision_codes(
     """Make the offer have `count` unique codes (the publish path's entry point).
 
     Only the missing number is generated and written: a republish with the same count
-    writes nothing, a raised count writes the difference (a lowered one writes nothing;
-    codes are never taken back here).
+    writes nothing, a raised count writes the difference (a lowered one writes nothing
+    here: `retire_surplus_codes` retires what is beyond it). Retired codes do not count
+    towards `count`: they are no longer given out.
     """
     size = code_length(count) if length is None else length
     normalised = normalise_prefix(prefix)
+    state = CodeGeneration.of_offer(offer_id)
     return _fill(
         offer_id,
         campaign_id,
-        target=count,
+        target=count + (state.retired if state is not None else 0),
         take=lambda n: generate_codes(normalised, n, length=size, rng=rng),
         max_uses=max_uses,
         rng=rng,
@@ -247,3 +281,99 @@ def _replace(chunk: list[str], colliding: set[str], rng: random.Random) -> list[
         taken.add(fresh)
         result.append(fresh)
     return result
+
+
+def retire_surplus_codes(
+    offer_id: str,
+    campaign_id: str,
+    *,
+    count: int,
+    version: int,
+    page_size: int = CHUNK_SIZE,
+    rng: random.Random = SYSTEM_RANDOM,
+) -> RetiredCodes:
+    """Retire the offer's unissued codes beyond `count` (campaign `version` lowered it).
+
+    Keeps ``max(count, issued)`` live codes; nothing happens when there are no more than
+    that. A retry after a crash retires only what is still beyond the count, and reports
+    what its version retired in all.
+    """
+    if count < 0 or not 1 <= page_size <= CHUNK_SIZE:
+        raise ValueError(f"count must be non-negative and page_size 1-{CHUNK_SIZE}")
+    state = CodeGeneration.of_offer(offer_id)
+    if state is None:
+        return RetiredCodes(retired=0, by_version=0, live=0)
+    surplus = _surplus(offer_id, state, count)
+    retired = attempts = 0
+    after: str | None = None
+    page: list[str] = []
+    while surplus > 0:
+        if not page:
+            limit = min(page_size, surplus)
+            page = [c.code for c in Code.pool(offer_id, start_after=after, limit=limit)]
+            attempts = 0
+            if not page:
+                break  # everything left was issued meanwhile: nothing more to retire
+            # Codes are read in index order from the last one seen, so a code left in the
+            # pool (an index lagging behind a retirement) is not read twice.
+            after = page[-1]
+        attempts += 1
+        try:
+            _retire_page(offer_id, campaign_id, page, state, version)
+        except TransactionCancelled as cancelled:
+            if attempts >= _MAX_ATTEMPTS:
+                raise
+            if cancelled.failed(_MARKER):
+                # Another writer added or retired codes: what is surplus now is theirs too.
+                state = CodeGeneration.of_offer(offer_id) or state
+                surplus = _surplus(offer_id, state, count)
+                page = page[:surplus]
+                continue
+            taken = [code for code in page if cancelled.failed(_label(code))]
+            if taken:
+                # Issued (or retired) since the page was read: those stay as they are.
+                page = [code for code in page if code not in taken]
+                attempts = 0
+            elif set(cancelled.reasons.values()) <= _TRANSIENT:
+                time.sleep(min(0.05 * 2**attempts, 1.0) * rng.random())
+            else:
+                raise
+        else:
+            retired += len(page)
+            surplus -= len(page)
+            state = _after_retiring(state, len(page), version)
+            page = []
+    return RetiredCodes(retired=retired, by_version=state.retired_by(version), live=state.live)
+
+
+def _surplus(offer_id: str, state: CodeGeneration, count: int) -> int:
+    """Live codes beyond what the offer keeps: `count`, or what is issued if more is."""
+    offer = get_offer(offer_id)
+    issued = offer.codes_issued if offer is not None else 0
+    return max(state.live - max(count, issued), 0)
+
+
+def _retire_page(
+    offer_id: str, campaign_id: str, page: list[str], state: CodeGeneration, version: int
+) -> None:
+    now = utc_now()
+    transaction = Transaction(client_request_token=str(uuid.uuid4()))
+    for code in page:
+        transaction.update(_label(code), Code.ref(code), *Code.retire_unissued(offer_id, now))
+    actions, condition = state.retire(len(page), version, now)
+    actions += [CodeGeneration.offer_id.set(offer_id), CodeGeneration.campaign_id.set(campaign_id)]
+    transaction.update(_MARKER, CodeGeneration.ref(offer_id), actions, condition)
+    transaction.commit()
+
+
+def _after_retiring(state: CodeGeneration, by: int, version: int) -> CodeGeneration:
+    """The counts as `_retire_page` left them, without reading them back."""
+    return CodeGeneration(
+        offer_id=state.offer_id,
+        campaign_id=state.campaign_id,
+        generated=state.generated,
+        retired=state.retired + by,
+        retired_version=version,
+        retired_in_version=state.retired_by(version) + by,
+        updated_at=state.updated_at,
+    )

@@ -11,6 +11,24 @@ Format. ``<PREFIX>-<RANDOM>``: the marketer's prefix (``[A-Z0-9]`` groups joined
 single hyphens, at most 20 characters) then one hyphen and the random part. One group, no
 inner hyphens, so a customer copying the code has a single separator to keep.
 
+Typed codes (`canonical_code`). Whatever reaches us, a customer's typing, a storefront's
+form, a campaign file, is read as the code a person meant. Unicode NFKC first: it turns
+the full-width letters, digits and hyphen-minus a Japanese IME types (U+FF01-U+FF5E, so
+full-width WELCOME-500 is WELCOME-500) into ASCII, as it does the small hyphen-minus, the
+small and vertical dash forms and the super- and subscript minus. Then the dashes left,
+hyphen, non-breaking hyphen, figure, en and em dash, horizontal bar (U+2010-U+2015) and
+the minus sign (U+2212), become ``-``. The prolonged sound mark (U+30FC, and the half-width
+U+FF70 that NFKC folds into it) is a letter, not a dash: after a kana it lengthens the
+vowel. But it is what the ``-`` key gives in an IME's kana mode, so between two ASCII
+letters or digits, where it cannot lengthen anything, it is read as the hyphen; anywhere
+else it stays, and the code is refused. Other dash-like characters are not what people
+type for a hyphen: the wave dash (U+301C) is the IME's tilde, the soft hyphen is
+invisible, the two- and three-em dashes are typography. Case is folded on ASCII letters
+only, to upper-case, since every code is ``[A-Z0-9-]``: `str.casefold` and `str.upper`
+turn the sharp s (U+00DF) into "ss", and `str.upper` the dotless i (U+0131) into "I",
+another string rather than the same code in another case, which would let a non-code
+pass as one.
+
 Length of the random part (`code_length`). Collisions are harmless for correctness
 (`store_new_codes` never overwrites a code and replaces the colliding one), but each one
 costs a cancelled 100-item transaction, so the length keeps them negligible. For ``n`` new
@@ -33,6 +51,8 @@ import math
 import random
 import re
 import secrets
+import string
+import unicodedata
 from typing import Final
 
 from functions.core.errors import BadRequest
@@ -61,9 +81,12 @@ MAX_PREFIX_LENGTH: Final = 20
 # Far above any generated code (20 + 1 + 13), far below DynamoDB's 2 KB key limit.
 MAX_CODE_LENGTH: Final = 64
 
-# Validated before upper-casing: str.upper() maps some non-ASCII letters to ASCII ones
-# ("ß" -> "SS", the dotless i -> "I"), which would otherwise sneak past the check.
-_TYPED_CODE: Final = re.compile(r"[A-Za-z0-9-]+", re.ASCII)
+_TYPED_CODE: Final = re.compile(r"[A-Z0-9-]+", re.ASCII)
+# What is left of the dashes once NFKC has folded their compatibility forms (see above).
+_DASHES: Final = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"))
+_PROLONGED_SOUND_AS_HYPHEN: Final = re.compile(r"(?<=[A-Za-z0-9])\u30fc(?=[A-Za-z0-9])")
+# Only ASCII letters change case (see above).
+_ASCII_UPPER: Final = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 _PREFIX: Final = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*", re.ASCII)
 _GENERATED: Final = re.compile(rf"(?P<prefix>.+)-(?P<random>[{ALPHABET}]+)", re.ASCII)
 
@@ -84,28 +107,34 @@ class InvalidCode(BadRequest):
 
 
 def canonical_code(code: str) -> str:
-    """The form a code is stored and keyed in: trimmed and upper-case (codes are
-    case-insensitive on input). No check: for codes that are already ours."""
-    return code.strip().upper()
+    """The form a code is stored, keyed and compared in: NFKC, dashes as ``-``, trimmed
+    and ASCII letters upper-case (the module's "Typed codes"). No check: what it cannot
+    make a code of stays as it is, for `parse_typed_code` to refuse."""
+    if code.isascii():
+        # Every code we make, and nearly every one typed: NFKC leaves ASCII as it is, and
+        # on ASCII str.upper changes the letters only.
+        return code.strip().upper()
+    text = unicodedata.normalize("NFKC", code).strip().translate(_DASHES)
+    return _PROLONGED_SOUND_AS_HYPHEN.sub("-", text).translate(_ASCII_UPPER)
 
 
 def parse_typed_code(text: str) -> str:
-    """A code as a customer or storefront typed it, checked and in `canonical_code` form.
+    """A code as a customer, a storefront or a file wrote it, in `canonical_code` form.
 
-    Raises `InvalidCode` (400 ``invalid_code``) unless it is ``[A-Za-z0-9-]`` only, so a
-    garbage string is refused at the edge instead of becoming a key lookup.
+    Raises `InvalidCode` (400 ``invalid_code``) unless that form is ``[A-Z0-9-]`` only, so
+    a garbage string is refused at the edge instead of becoming a key lookup.
     """
-    stripped = text.strip()
-    if len(stripped) > MAX_CODE_LENGTH or not _TYPED_CODE.fullmatch(stripped):
+    code = canonical_code(text)
+    if len(code) > MAX_CODE_LENGTH or not _TYPED_CODE.fullmatch(code):
         raise InvalidCode(text)
-    return canonical_code(stripped)
+    return code
 
 
 def normalise_prefix(prefix: str) -> str:
     """A marketer's code prefix, upper-case; ValueError unless ``[A-Z0-9]`` groups joined by
     single hyphens, at most 20 characters (a hyphen at either end would look like the
     separator before the random part)."""
-    value = prefix.strip().upper()
+    value = canonical_code(prefix)
     if len(value) > MAX_PREFIX_LENGTH or not _PREFIX.fullmatch(value):
         raise ValueError(
             f"a code prefix is letters and digits (hyphens between groups), "

@@ -7,9 +7,10 @@
 - `MarketersTopic`: tells marketers, through the SNS topic, that a file was rejected.
 - `CampaignStore`: the Campaigns table through the PynamoDB models: the published state
   the rules need, publishing a version with its offers (one transaction), the codes of
-  its offers, retiring offers a version dropped, and archiving on deletion.
+  its offers, retiring offers a version dropped and codes it no longer gives out, and
+  archiving on deletion.
 
-boto3 clients are made on first use, never at import; tests pass their own.
+AWS clients are made on first use, never at import; tests pass their own.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Protocol
 
-import boto3
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError, UpdateError
 
-from functions.campaigns.code_pool import StoredCodes, provision_codes
+from functions.campaigns.code_pool import (
+    RetiredCodes,
+    StoredCodes,
+    provision_codes,
+    retire_surplus_codes,
+)
+from functions.campaigns.codes import canonical_code
 from functions.campaigns.config import MAX_FILE_BYTES, CampaignConfig, OfferConfig
 from functions.campaigns.logic import (
     Publish,
@@ -46,6 +52,7 @@ from functions.campaigns.models import (
     publish_campaign,
 )
 from functions.campaigns.states import ACTIVE, ARCHIVED
+from functions.core import aws
 from functions.core.models import Transaction, TransactionCancelled
 from functions.core.observability import logger
 
@@ -56,6 +63,7 @@ __all__ = [
     "Owners",
     "ProvisionCodes",
     "PublishConflict",
+    "RetireCodes",
     "SharedCodeTaken",
 ]
 
@@ -82,7 +90,7 @@ class CampaignFiles:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("s3")
+            self._client = aws.client("s3")
         return self._client
 
     def uri(self, key: str) -> str:
@@ -175,7 +183,7 @@ class MarketersTopic:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("sns")
+            self._client = aws.client("sns")
         return self._client
 
     def tell(self, subject: str, message: str) -> None:
@@ -214,15 +222,29 @@ class ProvisionCodes(Protocol):
     ) -> StoredCodes: ...
 
 
+class RetireCodes(Protocol):
+    """Retire an offer's unissued codes beyond `count`, which campaign `version` set."""
+
+    def __call__(
+        self, offer_id: str, campaign_id: str, *, count: int, version: int
+    ) -> RetiredCodes: ...
+
+
 class CampaignStore:
     """The campaign side of the Campaigns table, as the loader uses it.
 
     `provision` generates and stores an offer's unique codes (`provision_codes`; tests
-    that need no real codes pass a fake).
+    that need no real codes pass a fake), and `retire` retires those beyond a lowered
+    count (`retire_surplus_codes`).
     """
 
-    def __init__(self, provision: ProvisionCodes = provision_codes) -> None:
+    def __init__(
+        self,
+        provision: ProvisionCodes = provision_codes,
+        retire: RetireCodes = retire_surplus_codes,
+    ) -> None:
         self._provision = provision
+        self._retire = retire
 
     def published(self, campaign_id: str) -> PublishedCampaign | None:
         campaign = get_campaign(campaign_id)
@@ -319,7 +341,8 @@ class CampaignStore:
         return retired
 
     def store_shared_codes(self, config: CampaignConfig, now: datetime) -> list[str]:
-        """Create the `Code` item of each shared-mode offer (kept if it is already there).
+        """Create the `Code` item of each shared-mode offer (kept if it is already there,
+        and working again if an earlier version retired it).
 
         Raises `SharedCodeTaken` if another offer holds the code.
         """
@@ -346,6 +369,9 @@ class CampaignStore:
                 if existing is None or existing.offer_id != offer.id:
                     owner = existing.offer_id if existing else "?"
                     raise SharedCodeTaken(f"code {code} is held by offer {owner}") from error
+                if existing.retired_at is not None:
+                    actions, condition = Code.reinstate_shared(offer.id)
+                    Code.ref(code).update(actions=actions, condition=condition)
                 continue
             created.append(code)
         return created
@@ -362,6 +388,53 @@ class CampaignStore:
                 offer.id, config.id, prefix=code_prefix(offer), count=offer.codes.count
             )
         return results
+
+    def retire_codes(self, config: CampaignConfig, version: int, now: datetime) -> dict[str, int]:
+        """Retire the codes `version` of the campaign no longer gives out: each shared code
+        an offer replaced (or dropped for unique codes) since the version before, and the
+        unissued unique codes beyond a lowered ``codes.count``
+        (`functions.campaigns.code_pool.retire_surplus_codes`).
+
+        Returns how many codes `version` retired, by offer id, leaving out offers with
+        none; a retry retires nothing twice and returns the same.
+        """
+        retired: dict[str, int] = {}
+        for offer_id, code in self._replaced_shared_codes(config, version):
+            actions, condition = Code.retire_shared(offer_id, now)
+            try:
+                Code.ref(code).update(actions=actions, condition=condition)
+            except UpdateError as error:
+                if error.cause_response_code != _CONDITION_FAILED:
+                    raise
+                continue  # gone, or never this offer's: nothing of it to retire
+            retired[offer_id] = retired.get(offer_id, 0) + 1
+        for offer in config.offers:
+            if offer.codes.mode != "unique" or offer.codes.count is None:
+                continue
+            result = self._retire(offer.id, config.id, count=offer.codes.count, version=version)
+            if result.by_version:
+                retired[offer.id] = retired.get(offer.id, 0) + result.by_version
+        return retired
+
+    @staticmethod
+    def _replaced_shared_codes(config: CampaignConfig, version: int) -> list[tuple[str, str]]:
+        """(offer id, code) of each shared code of the version before that the offer, still
+        in `config`, does not name any more. A dropped offer is archived, codes and all."""
+        previous = get_campaign_file(config.id, version - 1) if version > 1 else None
+        offers = {offer.id: offer for offer in config.offers}
+        replaced = []
+        for document in (previous or {}).get("offers", ()):
+            codes = document.get("codes") if isinstance(document, Mapping) else None
+            if not isinstance(codes, Mapping) or codes.get("mode") != "shared":
+                continue
+            old_code, current = codes.get("code"), offers.get(str(document.get("id")))
+            if not isinstance(old_code, str) or current is None:
+                continue
+            named = current.codes.code if current.codes.mode == "shared" else None
+            if named is not None and canonical_code(named) == canonical_code(old_code):
+                continue
+            replaced.append((current.id, old_code))
+        return replaced
 
     def campaigns_from(self, key: str) -> list[str]:
         """Active campaigns published from the file `key` (gsi1: eventually consistent)."""

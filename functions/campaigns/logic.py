@@ -3,9 +3,12 @@
 Pure rules, no AWS. The loader handler reads the file and the published state through
 the data layer, asks `decide` what to do, and carries the answer out.
 
-- Keys. Only ``campaigns/<anything>.yaml|.yml|.json`` are campaign files
-  (`is_campaign_file`); the report of ``<key>`` is ``reports/<key>.result.json``
-  (`report_key`), outside ``campaigns/`` so that writing it triggers nothing.
+- Keys. The loader answers every file under ``campaigns/`` (`is_campaign_upload`):
+  ``<anything>.yaml|.yml|.json``, the suffix in any case, is a campaign file, and any
+  other is rejected with a report saying so (the suffix rule is the file reader's,
+  `read_campaign_document`, which ``rebates campaigns validate`` runs too). The report of
+  ``<key>`` is ``reports/<key>.result.json`` (`report_key`), outside ``campaigns/`` so
+  that writing it triggers nothing.
 - Decisions (`decide`). A file that does not validate, or that breaks a version rule,
   is a `Reject` listing every error with its path. Otherwise it is a `Publish` of version
   ``previous + 1`` (1 for a new campaign), or `Unchanged` when the campaign already
@@ -41,7 +44,6 @@ from functions.core.event_types import CampaignPublished, CampaignRejected, Vali
 
 __all__ = [
     "CAMPAIGNS_PREFIX",
-    "FILE_SUFFIXES",
     "REPORTS_PREFIX",
     "REPORT_SUFFIX",
     "Decision",
@@ -54,7 +56,7 @@ __all__ = [
     "code_prefix",
     "decide",
     "error_paths",
-    "is_campaign_file",
+    "is_campaign_upload",
     "published_event",
     "rejected_event",
     "rejection_message",
@@ -65,7 +67,6 @@ __all__ = [
 CAMPAIGNS_PREFIX: Final = "campaigns/"
 REPORTS_PREFIX: Final = "reports/"
 REPORT_SUFFIX: Final = ".result.json"
-FILE_SUFFIXES: Final = (".yaml", ".yml", ".json")
 # CampaignRejected carries at most this many errors; the report has them all.
 MAX_EVENT_ERRORS: Final = 100
 # SNS: a subject is at most 100 printable ASCII characters; the message stays far below
@@ -77,12 +78,11 @@ _MAX_MESSAGE_ERRORS: Final = 200
 # -- keys -------------------------------------------------------------------------------
 
 
-def is_campaign_file(key: str) -> bool:
-    """Whether `key` is an upload the loader reads: ``campaigns/<name>.yaml|.yml|.json``."""
-    if not key.startswith(CAMPAIGNS_PREFIX):
-        return False
-    name = key[len(CAMPAIGNS_PREFIX) :]
-    return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in FILE_SUFFIXES)
+def is_campaign_upload(key: str) -> bool:
+    """Whether the loader answers `key`: any file under ``campaigns/``, whatever its name
+    (one it cannot take gets a report saying why), but not a folder (``campaigns/teams/``,
+    as the S3 console creates one), which is no file to report on."""
+    return key.startswith(CAMPAIGNS_PREFIX) and not key.endswith("/")
 
 
 def report_key(key: str) -> str:
@@ -301,8 +301,16 @@ def code_prefix(offer: OfferConfig) -> str:
 # -- what the outside world sees --------------------------------------------------------
 
 
-def report_document(decision: Decision) -> dict[str, Any]:
-    """The report object's JSON (DESIGN "Campaign file")."""
+def report_document(
+    decision: Decision, codes_retired: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """The report object's JSON (DESIGN "Campaign file").
+
+    A published version that retired codes (a shared code replaced, unissued codes beyond
+    a lowered ``codes.count``) adds ``codesRetired``: offer id -> codes it retired, for
+    the offers that retired any. DESIGN's keys are unchanged, and a report without it
+    means nothing was retired.
+    """
     if isinstance(decision, Reject):
         return {
             "status": "rejected",
@@ -310,12 +318,16 @@ def report_document(decision: Decision) -> dict[str, Any]:
             "version": None,
             "errors": [error.model_dump() for error in decision.errors],
         }
-    return {
+    document: dict[str, Any] = {
         "status": "published",
         "campaignId": decision.config.id,
         "version": decision.version,
         "errors": [],
     }
+    retired = {offer_id: count for offer_id, count in (codes_retired or {}).items() if count}
+    if retired:
+        document["codesRetired"] = dict(sorted(retired.items()))
+    return document
 
 
 def _event_id(*parts: str) -> str:

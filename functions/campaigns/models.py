@@ -301,6 +301,11 @@ class Code(TableModel):
       over the pool instead of having them all race for the first one.
     - count one use: conditional ``ADD uses`` refused once ``uses`` reaches ``maxUses``
       (`use`), and give it back on rollback (`release`)
+    - retire a code a new version no longer gives out: an unissued unique code beyond a
+      lowered ``codes.count`` (`retire_unissued`, conditional on it being unissued, as
+      `issue` is on it being unretired, so a code racing both ends up one or the other),
+      or a shared code the offer replaced (`retire_shared`; `reinstate_shared` when a
+      later version names it again). A retired code stays, so it is refused by name.
     """
 
     Meta = table_meta(CAMPAIGNS)
@@ -321,6 +326,8 @@ class Code(TableModel):
     issued_to = optional(UnicodeAttribute(attr_name="issuedTo"))
     issued_at = optional(InstantAttribute(attr_name="issuedAt"))
     created_at = InstantAttribute(attr_name="createdAt")
+    # Set when a version stopped giving the code out; it is then refused as retired.
+    retired_at = optional(InstantAttribute(attr_name="retiredAt"))
 
     @staticmethod
     def key(code: str) -> tuple[str, str]:
@@ -334,8 +341,13 @@ class Code(TableModel):
         if self.code is not None:
             self.code = canonical_code(self.code)
             self.pk, self.sk = self.key(self.code)
-        # Only an unissued unique code is in the pool (the index is sparse).
-        in_pool = self.mode == "unique" and self.issued_to is None and self.offer_id is not None
+        # Only an unissued, unretired unique code is in the pool (the index is sparse).
+        in_pool = (
+            self.mode == "unique"
+            and self.issued_to is None
+            and self.retired_at is None
+            and self.offer_id is not None
+        )
         self.gsi1pk = self.pool_partition(self.offer_id) if in_pool else None
         self.gsi1sk = self.code if in_pool else None
 
@@ -360,7 +372,40 @@ class Code(TableModel):
             Code.gsi1pk.remove(),
             Code.gsi1sk.remove(),
         ]
-        return actions, Code.pk.exists() & Code.issued_to.does_not_exist()
+        unissued = Code.pk.exists() & Code.issued_to.does_not_exist()
+        return actions, unissued & Code.retired_at.does_not_exist()
+
+    @staticmethod
+    def retire_unissued(offer_id: str, at: datetime) -> tuple[list[Action], Condition]:
+        """Take an unissued unique code of `offer_id` out of the pool for good; refused
+        if it was issued (or retired) meanwhile."""
+        actions: list[Action] = [
+            Code.retired_at.set(at),
+            Code.gsi1pk.remove(),
+            Code.gsi1sk.remove(),
+        ]
+        condition = (
+            Code.pk.exists()
+            & (Code.offer_id == offer_id)
+            & (Code.mode == "unique")
+            & Code.issued_to.does_not_exist()
+            & Code.retired_at.does_not_exist()
+        )
+        return actions, condition
+
+    @staticmethod
+    def retire_shared(offer_id: str, at: datetime) -> tuple[list[Action], Condition]:
+        """Retire the shared code of `offer_id` (the first retirement's time is kept, so
+        doing it again changes nothing); refused if the code is not that offer's."""
+        actions: list[Action] = [Code.retired_at.set(Code.retired_at | at)]
+        condition = Code.pk.exists() & (Code.offer_id == offer_id) & (Code.mode == "shared")
+        return actions, condition
+
+    @staticmethod
+    def reinstate_shared(offer_id: str) -> tuple[list[Action], Condition]:
+        """Make a retired shared code of `offer_id` work again (a version names it)."""
+        condition = Code.pk.exists() & (Code.offer_id == offer_id) & (Code.mode == "shared")
+        return [Code.retired_at.remove()], condition
 
     @staticmethod
     def use() -> tuple[list[Action], Condition]:
@@ -391,6 +436,9 @@ class CodeGeneration(TableModel):
     - advance it in the same transaction as the codes it counts, conditional on the count
       the writer read (`advance`), so the count never differs from the codes stored and two
       writers cannot both fill the same gap
+    - count retired codes likewise, in the same transaction as the codes it retires,
+      conditional on both counts the writer read (`retire`): ``generated - retired`` is
+      what the offer has out or in its pool (`live`), the figure ``codes.count`` sets
     """
 
     Meta = table_meta(CAMPAIGNS)
@@ -401,6 +449,11 @@ class CodeGeneration(TableModel):
     offer_id = UnicodeAttribute(attr_name="offerId")
     campaign_id = UnicodeAttribute(attr_name="campaignId")
     generated = IntegerAttribute(default=0)
+    retired = IntegerAttribute(default=0)
+    # The campaign version that last retired codes and how many it did: a retried publish
+    # reports what its version retired, even when an earlier attempt did the retiring.
+    retired_version = optional(IntegerAttribute(attr_name="retiredVersion"))
+    retired_in_version = IntegerAttribute(attr_name="retiredInVersion", default=0)
     updated_at = optional(InstantAttribute(attr_name="updatedAt"))
 
     @staticmethod
@@ -421,6 +474,36 @@ class CodeGeneration(TableModel):
         """Codes generated so far for the offer (0 before the first)."""
         item = cls.get_or_none(*cls.key(offer_id))
         return item.generated if item is not None else 0
+
+    @classmethod
+    def of_offer(cls, offer_id: str) -> CodeGeneration | None:
+        """The offer's counts as stored now (None before its first code)."""
+        return cls.get_or_none(*cls.key(offer_id))
+
+    @property
+    def live(self) -> int:
+        """Codes of the offer issued or still to be issued: generated and not retired."""
+        return self.generated - self.retired
+
+    def retired_by(self, version: int) -> int:
+        """How many codes campaign version `version` retired (as far as stored)."""
+        return self.retired_in_version if self.retired_version == version else 0
+
+    def retire(self, by: int, version: int, at: datetime) -> tuple[list[Action], Condition]:
+        """Count `by` more codes retired by `version`; refused unless both counts are still
+        the ones this item was read with (another writer added or retired codes)."""
+        if by < 0:
+            raise ValueError(f"counts are non-negative, got by={by}")
+        actions: list[Action] = [
+            CodeGeneration.retired.set(self.retired + by),
+            CodeGeneration.retired_version.set(version),
+            CodeGeneration.retired_in_version.set(self.retired_by(version) + by),
+            CodeGeneration.updated_at.set(at),
+        ]
+        retired = CodeGeneration.retired == self.retired
+        if self.retired == 0:
+            retired = CodeGeneration.retired.does_not_exist() | retired
+        return actions, (CodeGeneration.generated == self.generated) & retired
 
     @staticmethod
     def advance(

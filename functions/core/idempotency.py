@@ -25,8 +25,12 @@ Semantics (the contract's "HTTP API" section, and the IETF idempotency-key draft
   put, which DynamoDB applies to one of them only.
 - Outcomes stored: every 2xx-4xx response, including a refusal raised as a
   `RebatesError` (a retried refused redemption gets the same refusal), except 429 (it
-  means "try again later"). Not stored: a 5xx or an exception. The record is deleted, so
-  the client's retry runs the route again.
+  means "try again later") and the route's provisional refusals: the error codes it names
+  in ``idempotent(provisional=...)``, refusals the same request may see lifted later (a
+  limit a rollback frees, a campaign uploaded again), which a replay would keep refusing
+  for the record's day. Not stored: those, a 5xx or an exception. The record is deleted,
+  so the client's retry runs the route again (a refusal changed nothing, so running it
+  again is harmless). `Idempotency.replayable` is where this is decided.
 - Records live 24 hours (TTL ``expiration``; DynamoDB deletes lazily, so an expired
   record is treated as absent). A claim is also only held for the invocation's remaining
   time: if the function dies mid-request (timeout, crash) the key is free again once that
@@ -60,7 +64,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from http import HTTPStatus
@@ -134,19 +138,32 @@ class IdempotencyRecord(TableModel):
     response = optional(UnicodeAttribute())
 
 
-def idempotent(*, required: bool = False, ttl: timedelta = RECORD_TTL) -> Idempotency:
-    """The route middleware; `required` refuses requests without the header."""
-    return Idempotency(required=required, ttl=ttl)
+def idempotent(
+    *,
+    required: bool = False,
+    ttl: timedelta = RECORD_TTL,
+    provisional: Iterable[str] = (),
+) -> Idempotency:
+    """The route middleware; `required` refuses requests without the header;
+    `provisional` names the error codes answered but never replayed."""
+    return Idempotency(required=required, ttl=ttl, provisional=provisional)
 
 
 class Idempotency(BaseMiddlewareHandler[APIGatewayRestResolver]):
     """See the module docstring; build it with `idempotent`."""
 
-    def __init__(self, *, required: bool = False, ttl: timedelta = RECORD_TTL) -> None:
+    def __init__(
+        self,
+        *,
+        required: bool = False,
+        ttl: timedelta = RECORD_TTL,
+        provisional: Iterable[str] = (),
+    ) -> None:
         if ttl <= timedelta(0):
             raise ValueError("the record TTL must be positive")
         self.required = required
         self.ttl = ttl
+        self.provisional = frozenset(provisional)
 
     def handler(
         self, app: APIGatewayRestResolver, next_middleware: NextMiddleware
@@ -217,11 +234,18 @@ class Idempotency(BaseMiddlewareHandler[APIGatewayRestResolver]):
                 return _answer_duplicate(existing, record.fingerprint)
         return _in_use()
 
+    def replayable(self, status: int, error_code: str | None) -> bool:
+        """Whether an answer is kept for the key's retries, by its status and the error
+        code of its body (None for a success or a body without one)."""
+        if status >= 500 or status == HTTPStatus.TOO_MANY_REQUESTS:
+            return False
+        return error_code not in self.provisional
+
     def _finish(self, record: IdempotencyRecord, response: Response[Any]) -> Response[Any]:
-        if response.status_code >= 500 or response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+        stored = _storable(response)
+        if not self.replayable(response.status_code, _error_code(stored)):
             _release(record)
             return response
-        stored = _storable(response)
         if not stored["base64"]:
             # The first answer goes out with the very body text that replays will carry.
             response.body = stored["body"]
@@ -357,6 +381,19 @@ def _storable(response: Response[Any]) -> dict[str, Any]:
         "body": text,
         "base64": is_base64,
     }
+
+
+def _error_code(stored: Mapping[str, Any]) -> str | None:
+    """The contract's ``error.code`` of a stored 4xx or 5xx answer, if it has one."""
+    if stored["statusCode"] < 400 or stored["base64"] or not stored["body"]:
+        return None
+    try:
+        body = json.loads(stored["body"])
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _response(stored: Mapping[str, Any]) -> Response[Any]:

@@ -62,7 +62,14 @@ from functions.offers.errors import (
     NotFoundError,
     Refused,
 )
-from functions.offers.logic import CodeFacts, CustomerOffers, LiveCampaign, OfferFacts, Refusal
+from functions.offers.logic import (
+    CodeFacts,
+    CustomerOffers,
+    LiveCampaign,
+    OfferFacts,
+    Refusal,
+    is_current_code,
+)
 from functions.offers.models import (
     REDEEMED,
     ROLLED_BACK,
@@ -84,7 +91,8 @@ __all__ = [
 ]
 
 # How long a container trusts its copy of a campaign. A republish is seen within this
-# time by reads (listing, validation); redemptions never act on a stale copy (see above).
+# time by the listing; redemptions never act on a stale copy (see above), and no route
+# refuses on one: a refusal is decided again on the table's campaign (`read_since`).
 CAMPAIGN_TTL: Final = timedelta(seconds=30)
 # Attempts of one transaction cancelled by TransactionConflict or throttling, and the
 # first backoff (doubled each time, with full jitter).
@@ -150,7 +158,27 @@ class CampaignCache:
             return entry.campaign
         return self.reload(campaign_id)
 
+    def moment(self) -> float:
+        """Now on the cache's clock: mark a request's start with it, for `read_since`."""
+        return self._clock()
+
+    def read_since(self, campaign_id: str, moment: float) -> LiveCampaign | None:
+        """The campaign as the table held it at `moment` or later: the copy if it was read
+        since (by this request, or another meanwhile), else read again now.
+
+        What a refusal is decided on: a copy from before a republish or a re-upload would
+        refuse a new offer as archived, or an uploaded-again campaign as archived, for the
+        rest of its `ttl`, while a fresh copy costs the refusing request nothing more.
+        """
+        with self._lock:
+            entry = self._entries.get(campaign_id)
+        if entry is not None and entry.loaded_at >= moment:
+            return entry.campaign
+        return self.reload(campaign_id)
+
     def reload(self, campaign_id: str) -> LiveCampaign | None:
+        # Timed from before the read: the copy is at least as old as the read's start.
+        read_at = self._clock()
         item = get_campaign(campaign_id)
         if item is None:
             with self._lock:
@@ -158,7 +186,7 @@ class CampaignCache:
             return None
         campaign = self.live(item)
         with self._lock:
-            self._entries[campaign_id] = _Cached(campaign, self._clock())
+            self._entries[campaign_id] = _Cached(campaign, read_at)
         return campaign
 
     def live(self, item: Campaign) -> LiveCampaign:
@@ -214,6 +242,11 @@ class IssueOutcome:
     issue: CodeIssue
     # False: the customer's code from before (asked again, or by a request racing this).
     new: bool
+    # What the customer is told now. The issue record keeps what it was given under, but
+    # a republish may since have replaced the offer's shared code or moved the campaign's
+    # end: these are the current campaign's.
+    code: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -286,10 +319,16 @@ class OfferStore:
             issued_to=item.issued_to,
             uses=item.uses,
             max_uses=item.max_uses,
+            retired=item.retired_at is not None,
         )
 
     def campaign_of(self, code: CodeFacts) -> LiveCampaign:
         campaign = self.campaigns.get(code.campaign_id)
+        if campaign is not None and not code.retired and not _gives_out(campaign, code):
+            # A live code the cached copy does not know is likely newer than the copy (a
+            # version added its offer or its shared code): read the campaign again rather
+            # than refuse the code for the rest of the cache's life.
+            campaign = self.campaigns.reload(code.campaign_id)
         if campaign is None:
             # A code outlives nothing: codes are only written for a published campaign.
             raise NotFoundError(Missing.CODE, {"code": code.code})
@@ -299,10 +338,11 @@ class OfferStore:
         self, offer: OfferFacts, customer_id: str, expires_at: datetime, at: datetime
     ) -> IssueOutcome:
         """The customer's code for `offer`: the one issued before, else a new one (unique
-        mode: an unissued code from the pool; shared: the offer's code)."""
+        mode: an unissued code from the pool; shared: the offer's code), expiring at
+        `expires_at` (the campaign's end now, whenever it was issued)."""
         existing = CodeIssue.find(customer_id, offer.offer_id)
         if existing is not None:
-            return IssueOutcome(existing, new=False)
+            return _issued_before(existing, offer, expires_at)
         if offer.code_mode == "shared":
             return self._issue(offer, offer.shared_code or "", customer_id, expires_at, at)
         for _ in range(_POOL_ROUNDS):
@@ -350,7 +390,7 @@ class OfferStore:
                 condition=Offer.status == ACTIVE,
             )
             transaction.commit()
-            return IssueOutcome(issue, new=True)
+            return IssueOutcome(issue, new=True, code=code, expires_at=expires_at)
 
         try:
             return _retrying(attempt)
@@ -359,7 +399,7 @@ class OfferStore:
                 # The same customer asked twice at once: the other request issued it.
                 existing = CodeIssue.find(customer_id, offer.offer_id)
                 if existing is not None:
-                    return IssueOutcome(existing, new=False)
+                    return _issued_before(existing, offer, expires_at)
             if cancelled.failed("offer"):
                 raise Refused(Refusal.OFFER_ARCHIVED, {"offerId": offer.offer_id}) from None
             if cancelled.failed("code"):
@@ -539,7 +579,22 @@ class OfferStore:
 
 
 class _CodeTaken(Exception):
-    """Another customer was given this pool code first; try the next one."""
+    """Another customer was given this pool code first (or it was retired); try the next
+    one."""
+
+
+def _gives_out(campaign: LiveCampaign, code: CodeFacts) -> bool:
+    offer = campaign.offer(code.offer_id)
+    return offer is not None and is_current_code(offer, code)
+
+
+def _issued_before(issue: CodeIssue, offer: OfferFacts, expires_at: datetime) -> IssueOutcome:
+    """The customer's earlier issue, told as the offer stands now: a shared offer's code is
+    the one it has now (a replaced one is retired), a unique code stays the customer's."""
+    code = issue.code
+    if offer.code_mode == "shared" and offer.shared_code:
+        code = offer.shared_code
+    return IssueOutcome(issue, new=False, code=code, expires_at=expires_at)
 
 
 def _already_redeemed(request: RedemptionRequest) -> Exception:

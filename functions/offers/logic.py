@@ -1,12 +1,14 @@
 """Offer rules with no I/O: what a code may do now, why not, and the API views.
 
 A redemption is decided in two halves. The static half is here (`check_redemption`): the
-campaign and offer still live, the window, the channel, whose code it is, the currency
-and what the cart earns. Each failure is a reason code; the first one is the error the
-API answers with, and ``/v1/redemptions/validate`` lists them all. The counted half (the
-code's uses, the customer's limit, the offer's ``max_total``, the budget) is decided by
-DynamoDB inside the redemption transaction (`functions.offers.dal`), the only place it
-can be decided exactly under concurrency; its refusals use the reason codes below too.
+campaign and offer still live, the code still one the offer gives out (a republish
+retires a replaced shared code and unissued codes beyond a lowered count), the window,
+the channel, whose code it is, the currency and what the cart earns. Each failure is a
+reason code; the first one is the error the API answers with, and
+``/v1/redemptions/validate`` lists them all. The counted half (the code's uses, the
+customer's limit, the offer's ``max_total``, the budget) is decided by DynamoDB inside the
+redemption transaction (`functions.offers.dal`), the only place it can be decided exactly
+under concurrency; its refusals use the reason codes below too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
+from functions.campaigns.codes import canonical_code
 from functions.campaigns.config import CampaignConfig, OfferConfig
 from functions.campaigns.rewards import Cart, offer_discount
 from functions.campaigns.states import ACTIVE
@@ -37,6 +40,7 @@ __all__ = [
     "campaign_view",
     "check_redemption",
     "discount_view",
+    "is_current_code",
     "issue_refusal",
     "offers_to_show",
     "open_offers",
@@ -49,6 +53,7 @@ class Refusal(StrEnum):
 
     CAMPAIGN_ARCHIVED = "campaign_archived"
     OFFER_ARCHIVED = "offer_archived"
+    CODE_RETIRED = "code_retired"
     NOT_STARTED = "not_started"
     EXPIRED = "expired"
     WRONG_CHANNEL = "wrong_channel"
@@ -69,6 +74,7 @@ class Refusal(StrEnum):
 _MESSAGES: Final[dict[Refusal, str]] = {
     Refusal.CAMPAIGN_ARCHIVED: "The campaign of this code has ended and was archived.",
     Refusal.OFFER_ARCHIVED: "This offer is no longer available.",
+    Refusal.CODE_RETIRED: "This code has been withdrawn by the campaign and no longer works.",
     Refusal.NOT_STARTED: "The campaign of this code has not started yet.",
     Refusal.EXPIRED: "This code has expired.",
     Refusal.WRONG_CHANNEL: "This code cannot be used on this sales channel.",
@@ -132,6 +138,9 @@ class CodeFacts:
     issued_to: str | None
     uses: int = 0
     max_uses: int | None = None
+    # A version stopped giving it out (a shared code replaced, a unique one beyond a
+    # lowered count): it is refused, whatever the campaign's file says.
+    retired: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,14 +229,11 @@ def offers_to_show(
         known = customer.customer_id is not None
         if known and offer.per_customer is not None and used >= offer.per_customer:
             continue
-        views.append(
-            _offer_view(
-                offer,
-                campaign,
-                code=customer.issued.get(offer.offer_id),
-                used=used if known else None,
-            )
-        )
+        code = customer.issued.get(offer.offer_id)
+        if code is not None and offer.code_mode == "shared":
+            # The offer's code now: a republish may have replaced the one given out.
+            code = offer.shared_code
+        views.append(_offer_view(offer, campaign, code=code, used=used if known else None))
     return views
 
 
@@ -282,12 +288,15 @@ def check_redemption(
         reasons.append(Refusal.CAMPAIGN_ARCHIVED)
     if offer is None:
         reasons.append(Refusal.OFFER_ARCHIVED)
+    retired = code.retired or (offer is not None and not is_current_code(offer, code))
+    if retired:
+        reasons.append(Refusal.CODE_RETIRED)
     window = campaign.config.window.status_at(now)
     if window is WindowStatus.NOT_STARTED:
         reasons.append(Refusal.NOT_STARTED)
     elif window is WindowStatus.EXPIRED:
         reasons.append(Refusal.EXPIRED)
-    if code.mode == "unique":
+    if code.mode == "unique" and not retired:
         if code.issued_to is None:
             reasons.append(Refusal.CODE_NOT_ISSUED)
         elif code.issued_to != customer_id:
@@ -303,6 +312,16 @@ def check_redemption(
     if quote.eligible and quote.amount.is_zero:
         reasons.append(Refusal.NO_DISCOUNT)
     return RedemptionCheck(quote.amount if not reasons else Money.zero(cart.currency), reasons)
+
+
+def is_current_code(offer: OfferConfig, code: CodeFacts) -> bool:
+    """Whether `code` is one the offer gives out in this version: its shared code, or one
+    of its unique codes. A code left from an earlier version (a shared code replaced, the
+    mode changed) is not, even before the loader has marked it retired."""
+    if code.mode == "shared":
+        current = offer.codes.code if offer.codes.mode == "shared" else None
+        return current is not None and canonical_code(current) == code.code
+    return offer.codes.mode == "unique"
 
 
 # -- views ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ OpenAPI document is generated from these models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -18,8 +18,11 @@ from functions.core.money import Money
 from functions.core.vocabulary import CampaignKind, OfferChannel, SalesChannel
 
 __all__ = [
+    "MAX_CUSTOMER_ID_LENGTH",
+    "PRINTABLE",
     "CampaignList",
     "CampaignView",
+    "CustomerId",
     "DiscountView",
     "EligibilityView",
     "IssueCodeRequest",
@@ -37,7 +40,20 @@ __all__ = [
     "Validation",
 ]
 
-# Customer, order and store ids are the storefront's own opaque strings.
+# Printable: anything but the control characters (C0, DEL, C1) and the line and paragraph
+# separators, which would break a log line or a header as a newline does; spaces, every
+# script and symbols are printable. (A lone surrogate, which has no UTF-8 form to store,
+# pydantic refuses as no string at all.) JSON Schema's and pydantic's regex both read it.
+PRINTABLE: Final = r"^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$"
+MAX_CUSTOMER_ID_LENGTH: Final = 128
+# A customer id is the storefront's own opaque string of 1-128 printable characters,
+# compared exactly (DESIGN): never trimmed or folded, so "cust 1" and " cust 1" are two
+# customers, as they are to the storefront.
+CustomerId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH, pattern=PRINTABLE),
+]
+# Order and store ids are the storefront's own opaque strings too.
 ExternalId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^\S+$")
 ]
@@ -54,19 +70,19 @@ class _Body(BaseModel):
 
 
 class IssueCodeRequest(_Body):
-    customerId: ExternalId
+    customerId: CustomerId
 
 
 class ValidateRequest(_Body):
     code: TypedCode
-    customerId: ExternalId
+    customerId: CustomerId
     channel: SalesChannel
     cart: Cart
 
 
 class RedeemRequest(_Body):
     code: TypedCode
-    customerId: ExternalId
+    customerId: CustomerId
     orderId: ExternalId
     channel: SalesChannel
     storeId: ExternalId | None = None

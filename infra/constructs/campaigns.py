@@ -5,10 +5,11 @@ The campaigns table also holds offers, codes, budget counters and redemptions
 (everything a redemption transaction touches), so the offers domain is granted
 access to it rather than owning a table of its own.
 
-The loader runs on every upload and deletion of a campaign file (``campaigns/`` with a
-``.yaml``, ``.yml`` or ``.json`` suffix; S3 takes one suffix per filter, hence one
-notification per suffix and event type). S3 invokes it asynchronously: two retries,
-then the event waits in the function's DLQ with its cause.
+The loader runs on every upload and deletion under ``campaigns/``, whatever the file's
+name: S3 matches a suffix filter case-sensitively, while a campaign file's suffix may be
+in any case (``.YAML``), and a file that is not a campaign file gets a report saying why
+(DESIGN "Campaign file"), so the loader, not the filter, decides. S3 invokes it
+asynchronously: two retries, then the event waits in the function's DLQ with its cause.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from functions.campaigns.logic import CAMPAIGNS_PREFIX, FILE_SUFFIXES, REPORTS_PREFIX
+from functions.campaigns.logic import CAMPAIGNS_PREFIX, REPORTS_PREFIX
 from functions.core.tables import CAMPAIGNS
 from infra.constructs.platform import DomainFunction, Platform
 from infra.constructs.resources import acknowledge, ignore_redundant_depends_on, secure_bucket
@@ -70,12 +71,9 @@ class Campaigns(Construct):
         self.grant_tell_marketers(self.loader, platform)
         destination = s3n.LambdaDestination(self.loader.function)
         for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
-            for suffix in FILE_SUFFIXES:
-                self.bucket.add_event_notification(
-                    event,
-                    destination,
-                    s3.NotificationKeyFilter(prefix=CAMPAIGNS_PREFIX, suffix=suffix),
-                )
+            self.bucket.add_event_notification(
+                event, destination, s3.NotificationKeyFilter(prefix=CAMPAIGNS_PREFIX)
+            )
         self._acknowledge_notifications_handler()
 
     def grant_files(self, fn: DomainFunction) -> None:

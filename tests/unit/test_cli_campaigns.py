@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli.campaigns import validate_file
 from cli.contracts import CAMPAIGN_SCHEMA_FILE, check_event_schemas, write_event_schemas
@@ -58,6 +59,83 @@ def test_a_syntax_error_is_one_error_for_the_whole_file(
     code, out, err = run(capsys, str(path))
     assert (code, out) == (1, "$: not valid JSON at line 2, column 10: Expecting value\n")
     assert err.endswith("invalid, 1 error\n")
+
+
+def yaml_with(**verbatim: str) -> str:
+    """The valid rebate as YAML, with each key of `verbatim` written unquoted as given."""
+    rest = {key: value for key, value in rebate().items() if key not in verbatim}
+    return yaml.safe_dump(rest, sort_keys=False) + "".join(
+        f"{key}: {value}\n" for key, value in verbatim.items()
+    )
+
+
+@pytest.mark.parametrize(
+    "instant",
+    ["2027-02-30T00:00:00+09:00", "2027-03-01T24:00:00+09:00", "2027-03-01T00:00:60+09:00"],
+)
+def test_an_impossible_instant_in_yaml_is_an_error_at_its_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, instant: str
+) -> None:
+    path = tmp_path / "spring.yaml"
+    path.write_text(yaml_with(starts_at=instant), encoding="utf-8")
+    assert run(capsys, str(path)) == (
+        1,
+        f"starts_at: '{instant}' is not a valid instant: no such date or time\n",
+        f"{path}: invalid, 1 error\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "instant", ["2027-03-01T9:00:00+09:00", "2027-03-01T09:00:00+09", "2027-3-1T09:00:00Z"]
+)
+def test_an_instant_json_refuses_is_refused_in_yaml_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, instant: str
+) -> None:
+    as_yaml, as_json = tmp_path / "spring.yaml", tmp_path / "spring.json"
+    as_yaml.write_text(yaml_with(starts_at=instant), encoding="utf-8")
+    as_json.write_text(json.dumps(rebate(starts_at=instant)), encoding="utf-8")
+    expected = (
+        "starts_at: expected an RFC 3339 date-time with an offset, e.g. 2027-03-01T00:00:00+09:00\n"
+    )
+    assert run(capsys, str(as_yaml)) == (1, expected, f"{as_yaml}: invalid, 1 error\n")
+    assert run(capsys, str(as_json)) == (1, expected, f"{as_json}: invalid, 1 error\n")
+
+
+def test_a_number_too_long_to_read_is_one_error_for_the_whole_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "spring.yaml"
+    path.write_text(
+        yaml_with(budget=f"{{amount: {'9' * 4400}, max_rewards: 10}}"), encoding="utf-8"
+    )
+    code, out, err = run(capsys, str(path))
+    assert (code, err) == (1, f"{path}: invalid, 1 error\n")
+    assert out.startswith("$: not valid YAML at line ")
+    assert out.endswith(": a number of more than 4300 digits\n")
+
+
+@pytest.mark.parametrize("name", ["SPRING.YAML", "spring.Yml", "spring.JSON"])
+def test_a_suffix_in_any_case_is_a_campaign_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps(rebate()), encoding="utf-8")  # JSON is YAML too
+    assert run(capsys, str(path)) == (0, "OK: spring-trail-2027 (rebate, 1 offer)\n", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("spring.txt", "unsupported file type '.txt': use .yaml, .yml or .json"),
+        ("readme", "the file name 'readme' has no type: use .yaml, .yml or .json"),
+    ],
+)
+def test_another_file_says_why_it_is_not_a_campaign_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps(rebate()), encoding="utf-8")
+    assert run(capsys, str(path)) == (1, f"$: {message}\n", f"{path}: invalid, 1 error\n")
 
 
 def test_a_missing_file_is_a_clear_error(

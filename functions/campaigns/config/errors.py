@@ -30,6 +30,12 @@ class CampaignFileError(Exception):
         return "\n".join(f"{error['path']}: {error['message']}" for error in self.errors)
 
 
+def too_many_digits(limit: int) -> str:
+    """The message for a number longer than Python reads (`sys.get_int_max_str_digits`),
+    in a YAML file as in a JSON one."""
+    return f"a number of more than {limit} digits"
+
+
 def shape_problems(error: ValidationError) -> list[Problem]:
     problems = []
     for detail in error.errors(include_url=False):

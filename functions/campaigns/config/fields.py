@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from functions.campaigns.codes import canonical_code
 from functions.core.money import MAX_AMOUNT
 
 
@@ -44,7 +45,9 @@ class _Format:
 
     pattern: str
     expected: str
-    upper: bool = False
+    # A code: read as a typed code is (`canonical_code`: NFKC, dashes, upper-case) and
+    # checked and stored in that form, so the file's code is the one customers type.
+    code: bool = False
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -60,14 +63,14 @@ class _Format:
         return json_schema
 
     def _check(self, value: str) -> str:
-        if re.fullmatch(self.pattern, value, re.ASCII) is None:
+        checked = canonical_code(value) if self.code else value
+        if re.fullmatch(self.pattern, checked, re.ASCII) is None:
             raise PydanticCustomError(
                 "invalid_format",
                 "'{value}' is not valid: {expected}",
                 {"value": value, "expected": self.expected},
             )
-        # Codes are case-insensitive on input and stored upper-case (DESIGN).
-        return value.upper() if self.upper else value
+        return checked
 
 
 def _whole_minor_units(value: object) -> object:
@@ -108,16 +111,19 @@ CampaignId = Annotated[
 OfferId = Annotated[
     StrictStr, _Format(r"[A-Za-z0-9_-]{1,64}", "use 1 to 64 letters, digits, _ or -")
 ]
+# Codes are normalised on input and stored upper-case (DESIGN): either case may be
+# written, and the pattern is checked on the code as normalised.
 CodePrefix = Annotated[
     StrictStr,
     _Format(
-        r"[A-Z0-9]{1,12}",
-        "use 1 to 12 upper-case letters or digits (or leave prefix out: the offer id is used)",
+        r"[A-Za-z0-9]{1,12}",
+        "use 1 to 12 letters or digits (or leave prefix out: the offer id is used)",
+        code=True,
     ),
 ]
 SharedCode = Annotated[
     StrictStr,
-    _Format(r"[A-Za-z0-9-]{3,32}", "use 3 to 32 letters, digits or hyphens", upper=True),
+    _Format(r"[A-Za-z0-9-]{3,32}", "use 3 to 32 letters, digits or hyphens", code=True),
 ]
 # The constraints come before the float check so that they stay JSON Schema keywords.
 PositiveAmount = Annotated[

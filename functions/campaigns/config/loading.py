@@ -4,6 +4,7 @@ validating its document with every error at once (`parse_campaign`)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -12,7 +13,12 @@ from pydantic import ValidationError
 
 from functions.campaigns.config.campaign import DEFER_RULES, CampaignConfig, rule_problems
 from functions.campaigns.config.document import read_field
-from functions.campaigns.config.errors import CampaignFileError, described, shape_problems
+from functions.campaigns.config.errors import (
+    CampaignFileError,
+    described,
+    shape_problems,
+    too_many_digits,
+)
 
 # Campaign files are a few kilobytes; the caps keep a hostile or broken upload (a YAML
 # alias bomb expands exponentially while staying small) from exhausting the loader.
@@ -61,9 +67,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _bounded_int(digits: str) -> int:
+    try:
+        return int(digits)
+    except ValueError:
+        # JSON's grammar leaves one way for int() to fail: more digits than Python reads.
+        raise ValueError(too_many_digits(sys.get_int_max_str_digits())) from None
+
+
 def _load_json(text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_pairs,
+            parse_constant=_no_constant,
+            parse_int=_bounded_int,
+        )
     except json.JSONDecodeError as error:
         raise _file_error(
             f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
@@ -77,18 +96,23 @@ _LOADERS: Final[Mapping[str, Callable[[str], Any]]] = {
     ".yml": _load_yaml,
     ".json": _load_json,
 }
+_SUFFIXES_HINT: Final = "use .yaml, .yml or .json"
 
 
 def read_campaign_document(name: str, content: bytes) -> Any:
-    """The document in a campaign file, by its name's suffix (.yaml, .yml or .json).
+    """The document in a campaign file, by its name's suffix (.yaml, .yml or .json, in
+    any case).
 
     Not validated yet (that is `parse_campaign`): a loader may read the ``id`` of a file
     it rejects. Unreadable files raise `CampaignFileError` with a ``$`` error.
     """
-    suffix = PurePosixPath(name).suffix.lower()
+    path = PurePosixPath(name)
+    suffix = path.suffix.lower()  # DESIGN: the suffix in any case
     loader = _LOADERS.get(suffix)
     if loader is None:
-        raise _file_error(f"unsupported file type '{suffix or name}': use .yaml, .yml or .json")
+        if not suffix:
+            raise _file_error(f"the file name '{path.name}' has no type: {_SUFFIXES_HINT}")
+        raise _file_error(f"unsupported file type '{path.suffix}': {_SUFFIXES_HINT}")
     if len(content) > MAX_FILE_BYTES:
         raise _file_error(f"the file is larger than {MAX_FILE_BYTES // 1024} KiB")
     try:

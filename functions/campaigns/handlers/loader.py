@@ -1,8 +1,12 @@
 """The campaign loader: S3 notifications on ``campaigns/`` publish, reject or archive.
 
-Invoked asynchronously by S3 (ObjectCreated:* and ObjectRemoved:*). A failure raises:
-Lambda retries the event twice, then its DLQ keeps it with the cause. Every step is
-safe to repeat, and S3 may deliver a notification more than once, so:
+Invoked asynchronously by S3 (ObjectCreated:* and ObjectRemoved:*) for every object
+under ``campaigns/``: S3 matches a filter's suffix case-sensitively, so the loader, not
+the bucket, tells a campaign file (``.yaml``, ``.yml`` or ``.json``, in any case) from any
+other file, which is rejected with a report saying why.
+
+A failure raises: Lambda retries the event twice, then its DLQ keeps it with the cause.
+Every step is safe to repeat, and S3 may deliver a notification more than once, so:
 
 - the file read is the key's *current* revision, not the one the record names: deliveries
   out of order, or of a revision since replaced, converge on what the bucket holds now
@@ -44,7 +48,7 @@ from functions.campaigns.logic import (
     already_handled,
     decide,
     error_paths,
-    is_campaign_file,
+    is_campaign_upload,
     published_event,
     rejected_event,
     rejection_message,
@@ -149,8 +153,9 @@ class Loader:
         retired = self.store.retire_offers(config, version, dropped)
         self.store.store_shared_codes(config, published_at)
         codes = self.store.provision_unique_codes(config)
+        codes_retired = self.store.retire_codes(config, version, published_at)
         self.events.publish(published_event(config, version, published_at, source.key))
-        self.files.write_report(source, report_document(decision))
+        self.files.write_report(source, report_document(decision, codes_retired))
         record_campaign_file_published()
         outcome = "published" if isinstance(decision, Publish) else "unchanged"
         logger.info(
@@ -161,6 +166,7 @@ class Loader:
                 "version": version,
                 "retiredOffers": retired,
                 "codesGenerated": {offer: result.stored for offer, result in codes.items()},
+                "codesRetired": codes_retired,
             },
         )
         return outcome
@@ -220,8 +226,10 @@ class Loader:
         if bucket != self.files.bucket:
             logger.warning("record of another bucket ignored", extra={"bucket": bucket, "key": key})
             return "ignored"
-        if not is_campaign_file(key):
-            logger.info("not a campaign file: ignored", extra={"key": key, "eventName": event_name})
+        if not is_campaign_upload(key):
+            logger.info(
+                "not a file under campaigns/: ignored", extra={"key": key, "eventName": event_name}
+            )
             return "ignored"
         if event_name.startswith("ObjectCreated:"):
             return self.on_created(key)

@@ -12,8 +12,9 @@ so a container that lists offers has the campaigns its next redemption needs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -40,12 +41,15 @@ from functions.offers.dal import OfferStore, RedemptionRequest, StaleCampaign
 from functions.offers.errors import (
     CodesExhausted,
     Contended,
+    Missing,
     NotFoundError,
     OfferError,
     Refused,
 )
 from functions.offers.logic import (
     COUNTED_REFUSALS,
+    CodeFacts,
+    LiveCampaign,
     Refusal,
     campaign_view,
     check_redemption,
@@ -55,6 +59,8 @@ from functions.offers.logic import (
 )
 from functions.offers.qr import qr_for_code
 from functions.offers.schemas import (
+    MAX_CUSTOMER_ID_LENGTH,
+    PRINTABLE,
     CampaignList,
     CampaignView,
     IssueCodeRequest,
@@ -73,8 +79,9 @@ router = Router()
 store = OfferStore()
 
 PathId = Annotated[str, Path(min_length=1, max_length=128)]
-# A republish between the cached read and the redemption's write: decide once more on the
-# fresh campaign; a second republish within the same request is not worth chasing.
+# A republish between the cached read and the redemption's write, or a refusal of the
+# cached copy: decide once more on the fresh campaign; a second republish within the same
+# request is not worth chasing.
 _REDEEM_PASSES = 2
 
 
@@ -127,8 +134,33 @@ def domain_errors(app: APIGatewayRestResolver, next_middleware: NextMiddleware) 
         raise api_error(error) from error
 
 
+# Refusals the very same request may see lifted later, so an Idempotency-Key answers them
+# without pinning them for the record's day: the campaign or the offer archived (an upload
+# again or a republish brings it back), not started (the clock), a code not issued yet
+# (issuing), the counted limits and the budget, an order's redemption included (a
+# rollback frees them, a republish may raise them), codes run out (a republish adds some),
+# a retired code (a later version that names it again brings it back), and an unknown
+# code or offer (a publish creates them). Replayed, as permanent: what the
+# request itself asks measured against the offer's rules (channel, cart, currency, the
+# discount), a code issued to another customer (a code is issued once), the window's end
+# (time only moves on; only new rules reopen it, as they would change the rest), and an
+# unknown redemption (its ids are ours, and one never comes to exist later).
+_PROVISIONAL: Final = frozenset(
+    {
+        Refusal.CAMPAIGN_ARCHIVED,
+        Refusal.OFFER_ARCHIVED,
+        Refusal.NOT_STARTED,
+        Refusal.CODE_NOT_ISSUED,
+        Refusal.CODE_RETIRED,
+        *COUNTED_REFUSALS,
+        "codes_exhausted",
+        Missing.CODE,
+        Missing.OFFER,
+    }
+)
+
 _READS: list[Callable[..., Any]] = [domain_errors]
-_CHANGES: list[Callable[..., Any]] = [idempotent(), domain_errors]
+_CHANGES: list[Callable[..., Any]] = [idempotent(provisional=_PROVISIONAL), domain_errors]
 
 
 # -- campaigns ------------------------------------------------------------------------
@@ -173,7 +205,9 @@ def get_campaign_by_id(campaignId: PathId) -> CampaignView:
 )
 def get_offers(
     channel: Annotated[SalesChannel | None, Query()] = None,
-    customerId: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    customerId: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH, pattern=PRINTABLE)
+    ] = None,
 ) -> OfferList:
     listed = open_offers(store.active_offers(), channel, utc_now())
     customer = store.customer_offers(customerId, [offer.offer_id for offer, _ in listed])
@@ -197,10 +231,16 @@ def get_offers(
     ),
 )
 def issue_code(offerId: PathId, body: IssueCodeRequest) -> IssuedCode:
+    started = store.campaigns.moment()
     offer = store.offer(offerId)
     campaign = store.campaigns.get(offer.campaign_id)
     now = utc_now()
     refusal = issue_refusal(offer, campaign, now)
+    if refusal is not None:
+        # Refused on what may be the container's copy from before a republish or an
+        # upload again: decide on the table's.
+        campaign = store.campaigns.read_since(offer.campaign_id, started)
+        refusal = issue_refusal(offer, campaign, now)
     if refusal is Refusal.CAMPAIGN_ARCHIVED:
         raise Refused(refusal, {"campaignId": offer.campaign_id})
     if refusal is not None or campaign is None:
@@ -211,15 +251,15 @@ def issue_code(offerId: PathId, body: IssueCodeRequest) -> IssuedCode:
         record_code_issued(issue.mode)
     qr = None
     if offer.channel in ("in_store", "both"):
-        symbol = qr_for_code(issue.code, offer_id=offerId, expires_at=issue.expires_at)
+        symbol = qr_for_code(outcome.code, offer_id=offerId, expires_at=outcome.expires_at)
         qr = {"payload": symbol.payload, "svg": symbol.svg}
     return IssuedCode.model_validate(
         {
-            "code": issue.code,
+            "code": outcome.code,
             "offerId": offerId,
             "campaignId": issue.campaign_id,
             "mode": issue.mode,
-            "expiresAt": issue.expires_at,
+            "expiresAt": outcome.expires_at,
             "qr": qr,
         }
     )
@@ -236,21 +276,42 @@ def issue_code(offerId: PathId, body: IssueCodeRequest) -> IssuedCode:
     responses=_responses(HTTPStatus.OK, Validation, e404="code_not_found"),
 )
 def validate_redemption(body: ValidateRequest) -> Validation:
+    started = store.campaigns.moment()
     code = store.code(parse_typed_code(body.code))
     campaign = store.campaign_of(code)
+    now = utc_now()
+    answer = _validation(body, code, campaign, now)
+    if not answer.valid:
+        fresh = _fresher(code.campaign_id, campaign, started)
+        if fresh is not None:
+            answer = _validation(body, code, fresh, now)
+    return answer
+
+
+def _validation(
+    body: ValidateRequest, code: CodeFacts, campaign: LiveCampaign, now: datetime
+) -> Validation:
     check = check_redemption(
         campaign,
         code,
         customer_id=body.customerId,
         channel=body.channel,
         cart=body.cart,
-        now=utc_now(),
+        now=now,
     )
     reasons = [*check.reasons]
     if check.allowed:
         reasons += store.counted_refusals(code, campaign, body.customerId, check.discount)
     discount = check.discount if not reasons else Money.zero(body.cart.currency)
     return Validation(valid=not reasons, discount=discount, reasons=[r.value for r in reasons])
+
+
+def _fresher(campaign_id: str, campaign: LiveCampaign, started: float) -> LiveCampaign | None:
+    """The table's campaign, to decide again a refusal decided on `campaign`, which may be
+    the container's copy from before a republish or an upload again; None when the
+    refusal stands: `campaign` is what the table held since the request `started`."""
+    fresh = store.campaigns.read_since(campaign_id, started)
+    return fresh if fresh is not None and fresh != campaign else None
 
 
 @router.post(
@@ -267,11 +328,12 @@ def validate_redemption(body: ValidateRequest) -> Validation:
         "budget_exhausted",
         e422="not_started, expired, wrong_channel, not_eligible, below_min_purchase, "
         "currency_mismatch, code_not_issued, code_issued_to_another_customer, no_discount, "
-        "offer_archived, campaign_archived",
+        "offer_archived, campaign_archived, code_retired",
         e429=_CONTENDED,
     ),
 )
 def redeem(body: RedeemRequest) -> Redeemed:
+    started = store.campaigns.moment()
     code = store.code(parse_typed_code(body.code))
     campaign = store.campaign_of(code)
     for passes in range(1, _REDEEM_PASSES + 1):
@@ -285,6 +347,10 @@ def redeem(body: RedeemRequest) -> Redeemed:
             now=now,
         )
         if not check.allowed:
+            fresh = _fresher(code.campaign_id, campaign, started)
+            if fresh is not None and passes < _REDEEM_PASSES:
+                campaign = fresh
+                continue
             first = check.reasons[0]
             raise Refused(first, {"reasons": [reason.value for reason in check.reasons]})
         request = RedemptionRequest(

@@ -54,10 +54,34 @@ def test_alphabet_has_no_look_alikes_or_vowels() -> None:
         ("trail-9xk4", "TRAIL-9XK4"),
         ("  Trail-9XK4\n", "TRAIL-9XK4"),
         ("TRAIL10", "TRAIL10"),
+        ("\uff34\uff32\uff21\uff29\uff2c", "TRAIL"),  # full-width "TRAIL"
+        ("\uff54\uff52\uff41\uff49\uff4c\uff0d\uff19\uff38\uff2b\uff14", "TRAIL-9XK4"),
+        ("\u3000trail\u2013\uff19xk4\u3000", "TRAIL-9XK4"),  # ideographic spaces, en dash
+        ("TRAIL\u30fc9XK4", "TRAIL-9XK4"),  # the kana-mode "-" between Latin and digits
+        ("\u017ftrail", "STRAIL"),  # the long s is an s to NFKC
     ],
 )
 def test_codes_are_case_insensitive_and_trimmed(typed: str, stored: str) -> None:
     assert parse_typed_code(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "dash",
+    [
+        "-",
+        *(chr(point) for point in range(0x2010, 0x2016)),
+        "\u2212",  # minus sign
+        "\ufe58",  # small em dash
+        "\ufe63",  # small hyphen-minus
+        "\uff0d",  # full-width hyphen-minus
+        "\u207b",  # superscript minus
+        "\u208b",  # subscript minus
+        "\ufe31",  # presentation form for a vertical em dash
+        "\ufe32",  # presentation form for a vertical en dash
+    ],
+)
+def test_dash_variants_are_the_hyphen(dash: str) -> None:
+    assert parse_typed_code(f"welcome{dash}500") == "WELCOME-500"
 
 
 @pytest.mark.parametrize(
@@ -70,8 +94,15 @@ def test_codes_are_case_insensitive_and_trimmed(typed: str, stored: str) -> None
         "TRAIL#9XK4",  # would reach into a key
         "straße",  # "ß".upper() is "SS": checked before upper-casing
         "\u0131x",  # dotless i upper-cases to an ASCII "I"
-        "\uff34\uff32\uff21\uff29\uff2c",  # full-width "TRAIL"
+        "\u1e9e",  # capital sharp s: casefold makes it "ss"
+        "TRAIL\u301c9XK4",  # wave dash: the IME's tilde
+        "TRAIL\u00ad9XK4",  # soft hyphen
+        "TRAIL\u2e3a9XK4",  # two-em dash
+        "\u30c8\u30ec\u30a4\u30eb\u30fc9XK4",  # after a kana, the mark lengthens it
+        "\u30fc9XK4",  # nothing before it
+        "TRAIL\u200b9XK4",  # zero-width space
         "A" * 65,
+        "\u216b" * 22,  # 22 characters, but 66 once NFKC has spelled each out as XII
     ],
 )
 def test_anything_but_letters_digits_and_hyphens_is_refused(typed: str) -> None:

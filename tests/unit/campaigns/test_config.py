@@ -311,10 +311,11 @@ OFFER_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "'unique' or 'shared'",
     ),
     (
-        "lower-case prefix",
-        {"codes": {"mode": "unique", "prefix": "trail", "count": 5000}},
+        # One group: the hyphen before the random part is the code's only one.
+        "prefix with a hyphen",
+        {"codes": {"mode": "unique", "prefix": "tr-ail", "count": 5000}},
         "offers[0].codes.prefix",
-        "upper-case",
+        "letters or digits",
     ),
     (
         "long prefix",

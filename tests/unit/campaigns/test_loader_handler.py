@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
+import yaml
 
 from functions.campaigns.code_pool import StoredCodes
 from functions.campaigns.dal import CampaignFiles, CampaignStore, MarketersTopic
@@ -447,16 +448,205 @@ def test_an_upload_after_archiving_publishes_the_campaign_again(world: World) ->
     assert CodeGeneration.for_offer("TRAIL10") == 20
 
 
+# -- YAML read by the rules JSON is read by -----------------------------------------------
+
+
+def yaml_upload(document: dict[str, Any], **verbatim: str) -> bytes:
+    """`document` as a YAML file, with each key of `verbatim` written as given
+    (``starts_at: 2027-02-30T00:00:00+09:00``, unquoted as a marketer writes it)."""
+    rest = {key: value for key, value in document.items() if key not in verbatim}
+    text = yaml.safe_dump(rest, sort_keys=False)
+    return (text + "".join(f"{key}: {value}\n" for key, value in verbatim.items())).encode()
+
+
+@pytest.mark.parametrize(
+    "instant",
+    ["2027-02-30T00:00:00+09:00", "2027-03-01T24:00:00+09:00", "2027-03-01T00:00:60+09:00"],
+)
+def test_an_impossible_instant_in_yaml_is_rejected_at_its_path(world: World, instant: str) -> None:
+    key = "campaigns/spring.yaml"
+    world.upload(key, yaml_upload(small(), starts_at=instant))
+
+    assert world.notify("ObjectCreated:Put", key)["results"][0]["outcome"] == "rejected"
+
+    assert world.report(key) == {
+        "status": "rejected",
+        "campaignId": "spring-trail-2027",
+        "version": None,
+        "errors": [
+            {
+                "path": "starts_at",
+                "message": f"'{instant}' is not a valid instant: no such date or time",
+            }
+        ],
+    }
+    (event,) = of_type(world, CampaignRejected)
+    assert (event.fileKey, [e.path for e in event.errors]) == (key, ["starts_at"])
+    assert len(world.told()) == 1
+    assert table_items() == []
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "2027-02-30T00:00:00+09:00",
+        "2027-03-01T9:00:00+09:00",
+        "2027-03-01T09:00:00+09",
+        "2027-3-1T09:00:00+09:00",
+        "2027-03-01 09:00:00 +09:00",
+        "2027-03-01T09:00:00",
+        "2027-03-01",
+    ],
+)
+def test_a_yaml_file_takes_exactly_the_instants_a_json_file_takes(
+    world: World, instant: str
+) -> None:
+    as_yaml, as_json = "campaigns/spring.yaml", "campaigns/spring.json"
+    world.upload(as_yaml, yaml_upload(small(), starts_at=instant))
+    world.upload(as_json, small(starts_at=instant))
+
+    outcomes = [
+        world.notify("ObjectCreated:Put", key)["results"][0]["outcome"]
+        for key in (as_yaml, as_json)
+    ]
+
+    assert outcomes == ["rejected", "rejected"]
+    errors = world.report(as_yaml)["errors"]
+    assert [error["path"] for error in errors] == ["starts_at"]
+    assert errors == world.report(as_json)["errors"]
+    assert table_items() == []
+
+
+def test_a_yaml_timestamp_tag_does_not_bypass_the_instant_format(world: World) -> None:
+    key = "campaigns/spring.yaml"
+    world.upload(key, yaml_upload(small(), starts_at="!!timestamp 2027-03-01T9:00:00+09:00"))
+
+    assert world.notify("ObjectCreated:Put", key)["results"][0]["outcome"] == "rejected"
+
+    assert [error["path"] for error in world.report(key)["errors"]] == ["starts_at"]
+
+
+def test_a_number_too_long_to_read_is_reported_in_either_format(world: World) -> None:
+    digits = "7" * 4301
+    as_yaml, as_json = "campaigns/spring.yaml", "campaigns/spring.json"
+    world.upload(as_yaml, yaml_upload(small(), budget=f"{{amount: {digits}, max_rewards: 10}}"))
+    world.upload(as_json, json.dumps(small()).replace("5000000", digits).encode())
+
+    outcomes = [
+        world.notify("ObjectCreated:Put", key)["results"][0]["outcome"]
+        for key in (as_yaml, as_json)
+    ]
+
+    assert outcomes == ["rejected", "rejected"]
+    ((yaml_error,), (json_error,)) = (world.report(key)["errors"] for key in (as_yaml, as_json))
+    assert yaml_error["path"] == json_error["path"] == "$"
+    assert yaml_error["message"].startswith("not valid YAML at line ")
+    assert yaml_error["message"].endswith(": a number of more than 4300 digits")
+    assert json_error["message"] == "not valid JSON: a number of more than 4300 digits"
+    assert len(of_type(world, CampaignRejected)) == 2
+
+
+@pytest.mark.parametrize(
+    ("tagged", "message"),
+    [
+        ("!!int twelve", "cannot read 'twelve' as !!int"),
+        ("!!int ''", "cannot read '' as !!int"),
+        ("!!float ''", "cannot read '' as !!float"),
+        ("!!bool maybe", "cannot read 'maybe' as !!bool"),
+    ],
+)
+def test_a_value_yaml_cannot_read_as_its_tag_is_reported_at_its_line(
+    world: World, tagged: str, message: str
+) -> None:
+    key = "campaigns/spring.yaml"
+    world.upload(key, yaml_upload(small(), name=tagged))
+
+    assert world.notify("ObjectCreated:Put", key)["results"][0]["outcome"] == "rejected"
+
+    (error,) = world.report(key)["errors"]
+    assert error["path"] == "$"
+    assert error["message"].startswith("not valid YAML at line ")
+    assert error["message"].endswith(f": {message}")
+
+
+# -- file names -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["campaigns/Spring.JSON", "campaigns/spring.YAML", "campaigns/teams/spring.Yml"]
+)
+def test_a_campaign_file_suffix_in_any_case_is_published_and_archived(
+    world: World, key: str
+) -> None:
+    content = small() if key.lower().endswith(".json") else yaml_upload(small())
+    world.upload(key, content)
+
+    assert world.notify("ObjectCreated:Put", key)["results"][0]["outcome"] == "published"
+
+    assert world.report(key)["status"] == "published"
+    campaign = get_campaign("spring-trail-2027")
+    assert campaign is not None and (campaign.status, campaign.source_key) == ("active", key)
+    world.s3.delete_object(Bucket=BUCKET, Key=key)
+    assert world.notify("ObjectRemoved:DeleteMarkerCreated", key)["results"][0]["outcome"] == (
+        "archived"
+    )
+    archived = get_campaign("spring-trail-2027")
+    assert archived is not None and archived.status == ARCHIVED
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("campaigns/spring.txt", "unsupported file type '.txt': use .yaml, .yml or .json"),
+        ("campaigns/spring.yaml.bak", "unsupported file type '.bak': use .yaml, .yml or .json"),
+        ("campaigns/readme", "the file name 'readme' has no type: use .yaml, .yml or .json"),
+        ("campaigns/teams/.yaml", "the file name '.yaml' has no type: use .yaml, .yml or .json"),
+    ],
+)
+def test_another_file_under_campaigns_gets_a_report_saying_why_it_was_not_taken(
+    world: World, key: str, message: str
+) -> None:
+    world.upload(key, small())
+
+    assert world.notify("ObjectCreated:Put", key)["results"][0]["outcome"] == "rejected"
+
+    assert world.report(key) == {
+        "status": "rejected",
+        "campaignId": None,
+        "version": None,
+        "errors": [{"path": "$", "message": message}],
+    }
+    (event,) = of_type(world, CampaignRejected)
+    assert event.fileKey == key
+    (told,) = world.told()
+    assert told["Subject"] == f"Rejected: {key}"
+    assert table_items() == []
+    # Its deletion has nothing to archive.
+    world.s3.delete_object(Bucket=BUCKET, Key=key)
+    assert world.notify("ObjectRemoved:DeleteMarkerCreated", key)["results"][0]["outcome"] == (
+        "nothing_to_archive"
+    )
+
+
 # -- records the loader leaves alone -----------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "key", ["reports/campaigns/x.json.result.json", "campaigns/notes.txt", "other/x.yaml"]
+    "key",
+    [
+        "reports/campaigns/x.json.result.json",
+        "other/x.yaml",
+        "Campaigns/x.yaml",
+        "campaigns/",
+        "campaigns/teams/",
+    ],
 )
 def test_keys_outside_campaign_files_are_ignored(world: World, key: str) -> None:
     world.upload(key, b"{}")
     assert world.notify("ObjectCreated:Put", key)["results"][0]["outcome"] == "ignored"
     assert world.events.published == []
+    reports = world.s3.list_objects_v2(Bucket=BUCKET, Prefix=report_key(key))
+    assert "Contents" not in reports
 
 
 def test_a_record_of_another_bucket_is_ignored(world: World) -> None:

@@ -18,7 +18,7 @@ from functions.campaigns.logic import (
     already_handled,
     code_prefix,
     decide,
-    is_campaign_file,
+    is_campaign_upload,
     published_event,
     rejected_event,
     rejection_message,
@@ -65,20 +65,26 @@ def paths(decision: Any) -> list[str]:
         ("campaigns/spring.yaml", True),
         ("campaigns/teams/spring.yml", True),
         ("campaigns/spring.json", True),
-        ("campaigns/.yaml", False),
-        ("campaigns/spring.txt", False),
-        ("campaigns/spring.yaml.bak", False),
+        ("campaigns/Spring.JSON", True),
+        # Not campaign files, but the loader answers them with a report saying why.
+        ("campaigns/.yaml", True),
+        ("campaigns/spring.txt", True),
+        ("campaigns/spring.yaml.bak", True),
+        ("campaigns/readme", True),
+        ("campaigns/", False),
+        ("campaigns/teams/", False),
+        ("Campaigns/spring.yaml", False),
         ("reports/campaigns/spring.yaml.result.json", False),
         ("spring.yaml", False),
     ],
 )
-def test_only_yaml_and_json_under_campaigns_are_campaign_files(key: str, expected: bool) -> None:
-    assert is_campaign_file(key) is expected
+def test_the_loader_answers_every_file_under_campaigns(key: str, expected: bool) -> None:
+    assert is_campaign_upload(key) is expected
 
 
 def test_the_report_sits_under_reports_with_the_same_key() -> None:
     assert report_key(KEY) == "reports/campaigns/spring-trail-2027.yaml.result.json"
-    assert not is_campaign_file(report_key(KEY))
+    assert not is_campaign_upload(report_key(KEY))
 
 
 # -- publish ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from functions.core.api import JSON, error_response, make_resolver
 from functions.core.clock import frozen_at
-from functions.core.errors import Conflict, Throttled
+from functions.core.errors import Conflict, Throttled, Unprocessable
 from functions.core.idempotency import (
     COMPLETED,
     IDEMPOTENCY_KEY_HEADER,
@@ -60,13 +60,17 @@ def build() -> Service:
     service = Service()
     router = Router()
 
-    @router.post("/v1/redemptions", middlewares=[idempotent()])
+    @router.post("/v1/redemptions", middlewares=[idempotent(provisional={"not_started"})])
     def redeem(body: Redeem) -> Response[Any]:
         service.runs.append(body.code)
         if service.during is not None:
             service.during()
         if body.code == "USED":
             raise Conflict("limit_reached", "The code has been used up.", {"limit": 1})
+        if body.code == "SOON":
+            raise Unprocessable("not_started", "The campaign has not started yet.")
+        if body.code == "EARLY":
+            return error_response(422, "not_started", "The campaign has not started yet.")
         if body.code == "BUSY":
             raise Throttled("throttled", "Slow down.")
         if body.code == "BOOM":
@@ -234,6 +238,22 @@ def test_a_refusal_is_stored_and_replayed(service: Service) -> None:
     assert first.body["error"]["code"] == "limit_reached"
     assert again.raw_body == first.raw_body
     assert service.runs == ["USED"]
+
+
+@pytest.mark.parametrize("code", ["SOON", "EARLY"])
+def test_a_provisional_refusal_is_answered_but_not_stored(service: Service, code: str) -> None:
+    # Raised or returned, a refusal the route calls provisional may be lifted later (here
+    # the campaign starts): the retry runs the route again instead of a replay.
+    body = {"code": code, "customerId": "cust-1"}
+    first = call(service, body)
+    assert first.status == 422 and first.body["error"]["code"] == "not_started"
+    assert records() == []
+    again = call(service, body)
+    assert again.status == 422 and REPLAYED_HEADER not in again.headers
+    assert service.runs == [code, code]
+    used = {"code": "USED", "customerId": "cust-1"}
+    assert call(service, used, key="key-2").status == 409
+    assert call(service, used, key="key-2").headers[REPLAYED_HEADER] == "true"
 
 
 def test_an_exception_is_not_stored_so_a_retry_runs_again(service: Service) -> None:

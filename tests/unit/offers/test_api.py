@@ -7,12 +7,15 @@ Concurrency is proven through the local cloud (tests/integration/offers).
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
+from botocore.client import BaseClient
 
 from functions.campaigns.config import parse_campaign
 from functions.campaigns.dal import CampaignStore
@@ -388,8 +391,14 @@ def test_a_republish_is_honoured_even_with_a_cached_campaign(clock: FixedClock) 
 def test_an_archived_campaign_redeems_nothing(clock: FixedClock) -> None:
     assert redeem("WELCOME-500", "cust-1", "o1")[0] == 201
     assert CampaignStore().archive("shop-2027", "campaigns/shop-2027.json", OPEN)
+    # A warm container still holds the campaign as active: the transaction refuses it.
     status, body = redeem("WELCOME-500", "cust-2", "o2")
-    assert status == 422 and error_code(body) in {"campaign_archived", "offer_archived"}
+    assert (status, error_code(body)) == (422, "campaign_archived")
+    assert body["error"]["details"] == {"campaignId": "shop-2027"}
+    # A cold one reads the archived campaign before trying.
+    api.store.campaigns.clear()
+    status, body = redeem("WELCOME-500", "cust-3", "o3")
+    assert (status, error_code(body)) == (422, "campaign_archived")
     assert budget_used() == (500, 1)
 
 
@@ -491,3 +500,238 @@ def test_operators_count_codes_redemptions_and_refusals_by_reason(
     assert metric_values(out, "Refusals", **route, reason="already_redeemed") == [1.0]
     assert metric_values(out, "Refusals", **route, reason="below_min_purchase") == [1.0]
     assert len(metric_values(out, "Refusals")) == 2
+
+
+# -- a warm container after a new version -------------------------------------------------
+
+SPRING: dict[str, Any] = {
+    "id": "SPRING",
+    "channel": "both",
+    "discount": {"amount": 800},
+    "codes": {"mode": "shared", "code": "spring-800"},
+}
+
+
+def served(route: str, offer_id: str, code: str) -> None:
+    """`route` answers a new customer with success for the offer `offer_id` (its `code`)."""
+    if route == "issue":
+        status, body, _ = call("POST", f"/v1/offers/{offer_id}/codes", {"customerId": "cust-9"})
+        assert status == 201, body
+    elif route == "validate":
+        answer = validate(code, "cust-9")
+        assert answer["valid"] is True and answer["reasons"] == [], answer
+    else:
+        status, body = redeem(code, "cust-9", "order-9")
+        assert status == 201 and body["offerId"] == offer_id, body
+
+
+ROUTES = ["issue", "validate", "redeem"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_warm_container_serves_an_offer_published_since_it_cached_the_campaign(
+    clock: FixedClock, route: str
+) -> None:
+    assert redeem("WELCOME-500", "cust-1", "o1")[0] == 201  # version 1 now cached
+    added = copy.deepcopy(SHOP)
+    added["offers"].append(SPRING)
+    publish(added, version=2)
+
+    served(route, "SPRING", "spring-800")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_warm_container_serves_a_campaign_uploaded_again_after_its_archiving(
+    clock: FixedClock, route: str
+) -> None:
+    assert CampaignStore().archive("shop-2027", "campaigns/shop-2027.json", OPEN)
+    status, body = redeem("WELCOME-500", "cust-1", "o1")
+    assert (status, error_code(body)) == (422, "campaign_archived")  # cached: archived
+    publish(SHOP, version=2)  # the file uploaded again
+
+    served(route, "WELCOME", "welcome-500")
+
+
+def aws_calls(action: Callable[[], object]) -> list[str]:
+    """The AWS operations `action` makes, in order."""
+    made: list[str] = []
+    original = BaseClient._make_api_call
+
+    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        made.append(operation)
+        return original(client, operation, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", counted):
+        action()
+    return made
+
+
+def test_a_redemption_on_a_cached_campaign_still_makes_two_calls(clock: FixedClock) -> None:
+    assert redeem("WELCOME-500", "cust-1", "o1")[0] == 201  # the campaign is cached
+    assert aws_calls(lambda: redeem("WELCOME-500", "cust-2", "o2")) == [
+        "GetItem",
+        "TransactWriteItems",
+    ]
+    # A refusal read off the cached campaign reads the campaign item once more before
+    # it is answered; a refusal of the request itself (the cart) is no different.
+    small = cart(("TRAIL-01", 1, 1000))
+    assert aws_calls(lambda: redeem("WELCOME-500", "cust-3", "o3", cart=small)) == [
+        "GetItem",
+        "GetItem",
+    ]
+
+
+# -- what an Idempotency-Key replays --------------------------------------------------------
+
+
+def checkout(order_id: str = "order-1", **changes: Any) -> dict[str, Any]:
+    body = {
+        "code": "welcome-500",
+        "customerId": "cust-1",
+        "orderId": order_id,
+        "channel": "online",
+        "cart": BIG_CART,
+    }
+    return {**body, **changes}
+
+
+def test_a_refusal_an_upload_lifts_is_not_replayed_for_the_key(clock: FixedClock) -> None:
+    assert CampaignStore().archive("shop-2027", "campaigns/shop-2027.json", OPEN)
+    status, body, _ = call("POST", "/v1/redemptions", checkout(), key="checkout-1")
+    assert (status, error_code(body)) == (422, "campaign_archived")
+    publish(SHOP, version=2)
+    api.store.campaigns.clear()  # another container, or the same one 30 s later
+
+    status, body, headers = call("POST", "/v1/redemptions", checkout(), key="checkout-1")
+    assert status == 201 and REPLAYED_HEADER not in headers
+    status, again, headers = call("POST", "/v1/redemptions", checkout(), key="checkout-1")
+    assert status == 201 and headers.get(REPLAYED_HEADER) == "true" and again == body
+    assert budget_used() == (500, 1)
+
+
+def test_a_limit_a_rollback_frees_is_not_replayed_for_the_key(clock: FixedClock) -> None:
+    _, first = redeem("WELCOME-500", "cust-1", "o1")
+    assert redeem("WELCOME-500", "cust-1", "o2")[0] == 201
+    status, body, _ = call("POST", "/v1/redemptions", checkout("o3"), key="checkout-3")
+    assert (status, error_code(body)) == (409, "customer_limit_reached")
+    rollback = f"/v1/redemptions/{first['redemptionId']}/rollback"
+    assert call("POST", rollback, {"reason": "order_cancelled"})[0] == 200
+
+    status, body, headers = call("POST", "/v1/redemptions", checkout("o3"), key="checkout-3")
+    assert status == 201 and REPLAYED_HEADER not in headers
+
+
+def test_codes_run_out_until_a_new_version_adds_some(clock: FixedClock) -> None:
+    issue("TILL300", "cust-1")
+    issue("TILL300", "cust-2")
+    path = "/v1/offers/TILL300/codes"
+    status, body, _ = call("POST", path, {"customerId": "cust-3"}, key="give-3")
+    assert (status, error_code(body)) == (409, "codes_exhausted")
+    more = copy.deepcopy(SHOP)
+    more["offers"][2]["codes"]["count"] = 3
+    publish(more, version=2)
+
+    status, body, headers = call("POST", path, {"customerId": "cust-3"}, key="give-3")
+    assert status == 201 and REPLAYED_HEADER not in headers
+
+
+def test_a_refusal_of_the_request_itself_is_replayed(clock: FixedClock) -> None:
+    small = checkout(cart=cart(("TRAIL-01", 1, 1000)))
+    status, first, _ = call("POST", "/v1/redemptions", small, key="checkout-1")
+    assert (status, error_code(first)) == (422, "below_min_purchase")
+    status, again, headers = call("POST", "/v1/redemptions", small, key="checkout-1")
+    assert status == 422 and again == first and headers.get(REPLAYED_HEADER) == "true"
+
+
+# -- codes as people type them ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "\uff37\uff25\uff2c\uff23\uff2f\uff2d\uff25\uff0d\uff15\uff10\uff10",  # full width
+        "\uff57\uff45\uff4c\uff43\uff4f\uff4d\uff45\uff0d\uff15\uff10\uff10",  # and lower
+        "Welcome\u2010500",  # hyphen
+        "WELCOME\u2011500",  # non-breaking hyphen
+        "WELCOME\u2012500",  # figure dash
+        "WELCOME\u2013500",  # en dash
+        "WELCOME\u2014500",  # em dash
+        "WELCOME\u2015500",  # horizontal bar
+        "WELCOME\u2212500",  # minus sign
+        "WELCOME\ufe58500",  # small em dash
+        "WELCOME\ufe63500",  # small hyphen-minus
+        "WELCOME\u30fc500",  # prolonged sound mark: the IME's "-" in kana mode
+        "\uff37\uff25\uff2c\uff23\uff2f\uff2d\uff25\uff70\uff15\uff10\uff10",  # half-width
+    ],
+)
+def test_a_code_typed_full_width_or_with_another_dash_is_the_same_code(
+    clock: FixedClock, typed: str
+) -> None:
+    assert validate(typed)["valid"] is True
+    status, body = redeem(typed, "cust-1", "order-1")
+    assert status == 201 and body["code"] == "WELCOME-500"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "WELCOME 500",
+        "WELCOME\u301c500",  # wave dash: a tilde, not a hyphen
+        "WELCOME\u00ad500",  # soft hyphen: invisible, not typed
+        "\u30a6\u30a7\u30eb\u30ab\u30e0\u30fc500",  # katakana: the mark lengthens a vowel
+        "WELCOME-500\u30fc",  # nothing after it: not between two characters of a code
+        "STRA\u00dfE",  # sharp s: no code has one, and "SS" would be another word
+    ],
+)
+def test_what_is_not_a_code_however_normalised_is_400(clock: FixedClock, typed: str) -> None:
+    status, body = redeem(typed, "cust-1", "order-1")
+    assert (status, error_code(body)) == (400, "invalid_code")
+
+
+# -- customer ids are the storefront's own ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "customer_id",
+    [
+        "cust 1",
+        " cust-1",
+        "cust-1 ",
+        "\u5c71\u7530 \u592a\u90ce",
+        "\u3000cust-1",  # an ideographic space
+        "a#b%c",
+        "\U0001f600",
+        "x" * 128,
+    ],
+)
+def test_a_customer_id_is_taken_exactly_as_given(clock: FixedClock, customer_id: str) -> None:
+    code = issue("WEB10", customer_id)["code"]
+    stored = get_code(code)
+    assert stored is not None and stored.issued_to == customer_id
+    _, listed, _ = call("GET", "/v1/offers", query={"customerId": customer_id})
+    web10 = next(o for o in listed["offers"] if o["offerId"] == "WEB10")
+    assert web10["issuedCode"] == code
+    # Compared exactly: the trimmed id is another customer.
+    trimmed = customer_id.strip()
+    if trimmed != customer_id:
+        status, body = redeem(code, trimmed, "order-0")
+        assert (status, error_code(body)) == (422, "code_issued_to_another_customer")
+    status, body = redeem(code, customer_id, "order-1")
+    assert status == 201, body
+    redemption = get_redemption(body["redemptionId"])
+    assert redemption is not None and redemption.customer_id == customer_id
+
+
+@pytest.mark.parametrize(
+    "customer_id",
+    ["", "x" * 129, "cust\n1", "cust\t1", "cust\x00", "cust\x7f", "cust\x85", "cust\u2028"],
+)
+def test_a_customer_id_must_be_1_to_128_printable_characters(
+    clock: FixedClock, customer_id: str
+) -> None:
+    status, body, _ = call("POST", "/v1/offers/WEB10/codes", {"customerId": customer_id})
+    assert (status, error_code(body)) == (400, "invalid_request")
+    status, body = redeem("WELCOME-500", customer_id, "order-1")
+    assert (status, error_code(body)) == (400, "invalid_request")
+    status, body, _ = call("GET", "/v1/offers", query={"customerId": customer_id})
+    assert (status, error_code(body)) == (400, "invalid_request")
