@@ -69,8 +69,9 @@ def build_openapi() -> str:
 
 def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]]) -> dict[str, Any]:
     """State what the generator cannot know: the API key and the 403 without it, 400 for
-    invalid requests, 415 for a body of another media type, the error body of every error
-    response, and the Idempotency-Key header where honoured.
+    invalid requests, 415 for a body of another media type, API Gateway's own 413 and
+    429, the error body of every error response, and the Idempotency-Key header where
+    honoured.
 
     Powertools documents request validation failures as FastAPI-style 422 bodies; this
     API answers them as 400 in the common error shape, so the document says that.
@@ -109,10 +110,17 @@ def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]])
                     + " or ".join(media_types)
                     + " (in UTF-8)"
                 }
+            if "requestBody" in operation:
+                responses["413"] = {"description": _TOO_LARGE}
             if (method.upper(), path) in PUBLIC_ROUTES:
                 operation["security"] = []
             else:
                 responses["403"] = {"description": _FORBIDDEN}
+                responses["429"] = {
+                    "description": " ".join(
+                        filter(None, [responses.get("429", {}).get("description"), _THROTTLED])
+                    )
+                }
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = error_content
@@ -131,7 +139,13 @@ def _invalid_request(operation: dict[str, Any], *, keyed: bool) -> str:
     return text
 
 
-_FORBIDDEN = "Missing or wrong x-api-key (answered by API Gateway)"
+# API Gateway's own answers (the stack's gateway responses, infra/constructs/api.py).
+_FORBIDDEN = "invalid_api_key: missing or wrong x-api-key (answered by API Gateway)"
+_THROTTLED = (
+    "(or throttled: over the API key's usage plan rate or burst, answered by API Gateway "
+    "with Retry-After)"
+)
+_TOO_LARGE = "payload_too_large: the body is over API Gateway's 10 MB (answered by API Gateway)"
 
 
 _KEY_CONFLICTS = "(or idempotency_key_reused, idempotency_key_in_use)"
