@@ -57,11 +57,21 @@ def describe_errors(
 ) -> list[dict[str, str]]:
     """pydantic `errors()` entries → `[{"path", "message"}]`, in input order, the first
     `limit` of them, with over-long keys in paths cut short."""
+    errors = list(errors)
+    failed_inside = {
+        tuple(error.get("loc", ()))[:end]
+        for error in errors
+        for end in range(len(tuple(error.get("loc", ()))))
+    }
     described: list[dict[str, str]] = []
     for error in errors:
         if limit is not None and len(described) >= limit:
             break
         location = tuple(_shortened(part) for part in error.get("loc", ()))
+        if error.get("type") == "too_short" and tuple(error.get("loc", ())) in failed_inside:
+            # pydantic counts only the items that validated, so a one-item list whose item
+            # is wrong is also "too short": the item's own error says what is wrong.
+            continue
         described.append({"path": format_location(location), "message": str(error.get("msg", ""))})
     return described
 

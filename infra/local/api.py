@@ -51,6 +51,9 @@ _PARAMETER = re.compile(r"\{([A-Za-z0-9_]+)(\+?)\}")
 ROUTABLE_METHODS: Final = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
 # API Gateway's REST API payload limit; a larger request never reaches the function.
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+# How much of a body over the limit is read (and dropped) so the client sees the 413.
+MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
+_DISCARD_CHUNK: Final = 64 * 1024
 
 
 class RouteLike(Protocol):
@@ -462,11 +465,26 @@ class GatewayHandler(BaseHTTPRequestHandler):
             raise _Refused(BAD_REQUEST)
         length = int(next(iter(declared)))
         if length > MAX_BODY_BYTES:
+            self._discard(length)
             raise _Refused(TOO_LARGE)
         body = self.rfile.read(length)
         if len(body) < length:  # the client closed before sending all it declared
             raise _Refused(BAD_REQUEST)
         return body
+
+    def _discard(self, length: int) -> None:
+        """Read and drop what the client is still sending of a body refused for its size.
+
+        The answer goes out only after it: a client still writing a body the server has
+        stopped reading gets a broken pipe instead of the 413. Past `MAX_DISCARD_BYTES`
+        the connection is closed with the answer instead.
+        """
+        remaining = min(length, MAX_DISCARD_BYTES)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, _DISCARD_CHUNK))
+            if not chunk:
+                break
+            remaining -= len(chunk)
 
     def _read_chunks(self) -> bytes:
         body = bytearray()
@@ -478,6 +496,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             if size == 0:
                 break
             if len(body) + size > MAX_BODY_BYTES:
+                self._discard(size)
                 raise _Refused(TOO_LARGE)
             chunk = self.rfile.read(size)
             if len(chunk) < size or self.rfile.readline(3).strip():

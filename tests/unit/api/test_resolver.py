@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -28,6 +28,19 @@ router = Router()
 @router.post("/v1/things")
 def create_thing(cart: Cart) -> dict[str, Any]:
     return {"quantity": cart.quantity}
+
+
+class Line(BaseModel):
+    quantity: int = Field(ge=1)
+
+
+class Basket(BaseModel):
+    lines: Annotated[tuple[Line, ...], Field(min_length=1)]
+
+
+@router.post("/v1/baskets")
+def create_basket(basket: Basket) -> dict[str, Any]:
+    return {"lines": len(basket.lines)}
 
 
 @router.get("/v1/things/<thing_id>")
@@ -61,6 +74,20 @@ def test_invalid_body_is_400_with_paths() -> None:
     assert body["error"]["code"] == "invalid_request"
     paths = {problem["path"] for problem in body["error"]["details"]["errors"]}
     assert paths == {"body.currency", "body.quantity"}
+
+
+def test_a_wrong_item_of_a_list_is_one_error_at_the_item_not_also_a_list_too_short() -> None:
+    status, body = call(proxy_event("POST", "/v1/baskets", body={"lines": [{"quantity": 1.5}]}))
+    assert status == 400
+    assert [problem["path"] for problem in body["error"]["details"]["errors"]] == [
+        "body.lines[0].quantity"
+    ]
+
+
+def test_an_empty_list_is_still_too_short() -> None:
+    status, body = call(proxy_event("POST", "/v1/baskets", body={"lines": []}))
+    assert status == 400
+    assert [problem["path"] for problem in body["error"]["details"]["errors"]] == ["body.lines"]
 
 
 def test_malformed_json_is_400() -> None:

@@ -450,3 +450,19 @@ def test_a_body_over_the_limit_gets_the_declared_too_large_response() -> None:
     assert (refused.status, refused.json()["error"]["code"]) == (413, "payload_too_large")
     assert refused.json()["error"]["message"] == "Request Too Long"
     assert refused.headers["Connection"] == "close"
+
+
+def test_a_body_over_the_limit_is_read_before_the_413_so_the_client_sees_it() -> None:
+    # A client still writing a body the server stopped reading gets a broken pipe, not
+    # the answer: the rest of the body is read and dropped first.
+    body = b"x" * (MAX_BODY_BYTES + 1)
+    raw = request("POST", "/v1/echo", f"Content-Length: {len(body)}", body=body)
+    handler_class = handler_for(Gateway(ECHO_ROUTES, Recorder(), api_key=KEY, responses=DECLARED))
+    handler = handler_class.__new__(handler_class)
+    handler.rfile = io.BytesIO(raw)
+    handler.wfile = io.BytesIO()
+    handler.client_address = ("127.0.0.1", 0)
+    handler.handle()
+    assert handler.rfile.tell() == len(raw)
+    (refused,) = answers(handler.wfile.getvalue(), "POST")
+    assert refused.status == 413
