@@ -23,15 +23,12 @@ the table and would swamp the work measured here.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import secrets
 import statistics
-import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -39,10 +36,7 @@ from typing import Any, Final
 from unittest import mock
 
 import boto3
-from botocore import xform_name
 from botocore.client import BaseClient
-from moto import mock_aws
-from moto.core.botocore_stubber import BotocoreStubber
 
 from functions.campaigns.code_pool import CHUNK_SIZE, provision_codes
 from functions.campaigns.codes import generate_codes
@@ -53,13 +47,21 @@ from functions.campaigns.models import CodeGeneration
 from functions.core.clock import frozen_at
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER
 from functions.core.ids import new_id
-from functions.core.models import ALLOW_DEFAULT_TABLES_ENV, reset_connections
-from functions.core.tables import ALL_TABLES
 from functions.offers.handlers import api
 from infra.local.patches import patch_dynamodb_transactions
 from infra.local.proxy_event import lambda_context, proxy_event
+from tests.bench.in_process import (
+    Call,
+    MotoClock,
+    Split,
+    in_process_aws,
+    recorded_calls,
+    replayed,
+    seconds_of,
+    send,
+    send_all,
+)
 from tests.bench.report import record, table
-from tests.support.tables import create_tables
 
 REDEMPTIONS = 100
 TIMED_REDEMPTIONS = 60
@@ -104,121 +106,6 @@ CART: Final = {
     "items": [{"sku": "TRAIL-01", "category": "shoes", "quantity": 1, "unitPrice": 12000}],
 }
 
-Call = tuple[str, dict[str, Any]]
-
-
-# -- in-process AWS ---------------------------------------------------------------------
-
-
-@contextmanager
-def in_process_aws() -> Iterator[None]:
-    """Fake credentials, default table names and every table, on moto, as the unit tests
-    have them (tests/support/aws.py); the environment is restored afterwards."""
-    with mock.patch.dict(os.environ):
-        for spec in ALL_TABLES:
-            os.environ.pop(spec.env_var, None)
-        for variable in (
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "AWS_PROFILE",
-            "AWS_REGION",
-        ):
-            os.environ.pop(variable, None)
-        os.environ.update(
-            {
-                "AWS_DEFAULT_REGION": "ap-northeast-1",
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                ALLOW_DEFAULT_TABLES_ENV: "1",
-            }
-        )
-        reset_connections()
-        try:
-            with mock_aws():
-                create_tables()
-                yield
-        finally:
-            reset_connections()
-
-
-@contextmanager
-def recorded_calls() -> Iterator[list[Call]]:
-    """Every AWS API call any botocore client makes meanwhile: operation and parameters.
-
-    PynamoDB and boto3 both send through `BaseClient._make_api_call`, whatever session
-    built the client, so this sees every call the handler makes (moto answers after it).
-    """
-    calls: list[Call] = []
-    original = BaseClient._make_api_call
-
-    def counted(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
-        calls.append((operation_name, json.loads(json.dumps(api_params))))
-        return original(client, operation_name, api_params)
-
-    with mock.patch.object(BaseClient, "_make_api_call", counted):
-        yield calls
-
-
-def send(client: Any, call: Call) -> Any:
-    operation, params = call
-    return getattr(client, xform_name(operation))(**params)
-
-
-def send_all(client: Any, calls: list[Call]) -> None:
-    for call in calls:
-        send(client, call)
-
-
-def seconds_of(action: Callable[..., object], *args: Any) -> float:
-    started = time.perf_counter()
-    action(*args)
-    return time.perf_counter() - started
-
-
-class MotoClock:
-    """Seconds spent inside moto answering requests, so far (while `running`).
-
-    mock_aws answers from a botocore ``before-send`` handler (`BotocoreStubber`): what
-    happens before it (building, signing) and after it (parsing) is the client's work.
-    """
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    @contextmanager
-    def running(self) -> Iterator[MotoClock]:
-        original = BotocoreStubber.__call__
-
-        def timed(stubber: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original(stubber, *args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - started
-
-        with mock.patch.object(BotocoreStubber, "__call__", timed):
-            yield self
-
-
-@dataclass
-class Split:
-    """Time of some work, and how much of it moto took answering."""
-
-    total: float = 0.0
-    moto: float = 0.0
-
-    @property
-    def own(self) -> float:
-        return self.total - self.moto
-
-    def add(
-        self, clock: MotoClock, action: Callable[..., object], *args: Any, **kwargs: Any
-    ) -> None:
-        before = clock.seconds
-        self.total += seconds_of(partial(action, *args, **kwargs))
-        self.moto += clock.seconds - before
-
 
 # -- redemptions ------------------------------------------------------------------------
 
@@ -258,14 +145,6 @@ def count_calls(tag: str, with_key: bool) -> Counter[str]:
             key = f"{tag}-key-{i}" if with_key else None
             redeem(f"{tag}-customer-{i}", f"{tag}-order-{i}", key)
     return Counter(operation for operation, _ in calls)
-
-
-def replayed(template: list[Call], ids: dict[str, str]) -> list[Call]:
-    """`template`'s requests with each id replaced by its fresh counterpart."""
-    text = json.dumps(template)
-    for old, new in ids.items():
-        text = text.replace(old, new)
-    return [(operation, params) for operation, params in json.loads(text)]
 
 
 @dataclass(frozen=True)
