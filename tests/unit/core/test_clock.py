@@ -327,8 +327,25 @@ def windows(draw: st.DrawFn) -> Window:
     return Window(start, start + length)
 
 
-@given(windows(), aware_datetimes)
-def test_exactly_one_status_holds(window: Window, instant: datetime) -> None:
+TICK = timedelta(microseconds=1)
+
+
+def instants_around(window: Window) -> st.SearchStrategy[datetime]:
+    """Any instant, or one on an edge of `window` or one tick either side of it, in any
+    of the zones: drawn independently of the window, an instant would almost never land
+    on an edge, where an off-by-one comparison shows."""
+    at_edges = st.builds(
+        lambda edge, step, zone: (edge + step).astimezone(zone),
+        st.sampled_from([window.starts_at, window.ends_at]),
+        st.sampled_from([-TICK, timedelta(0), TICK]),
+        aware_offsets,
+    )
+    return st.one_of(at_edges, aware_datetimes)
+
+
+@given(windows(), st.data())
+def test_exactly_one_status_holds(window: Window, data: st.DataObject) -> None:
+    instant = data.draw(instants_around(window))
     status = window.status_at(instant)
     expected = {
         WindowStatus.NOT_STARTED: instant < window.starts_at,
@@ -343,10 +360,28 @@ def test_exactly_one_status_holds(window: Window, instant: datetime) -> None:
 _ORDER = [WindowStatus.NOT_STARTED, WindowStatus.OPEN, WindowStatus.EXPIRED]
 
 
-@given(windows(), aware_datetimes, aware_datetimes)
-def test_status_is_monotone_in_time(window: Window, a: datetime, b: datetime) -> None:
+@given(windows(), st.data())
+def test_status_is_monotone_in_time(window: Window, data: st.DataObject) -> None:
+    a, b = data.draw(instants_around(window)), data.draw(instants_around(window))
     earlier, later = sorted([a, b])
     assert _ORDER.index(window.status_at(earlier)) <= _ORDER.index(window.status_at(later))
+
+
+@given(windows(), aware_offsets)
+def test_each_edge_and_its_neighbours_have_their_status(window: Window, zone: Any) -> None:
+    def at(instant: datetime) -> WindowStatus:
+        return window.status_at(instant.astimezone(zone))
+
+    assert at(window.starts_at - TICK) is WindowStatus.NOT_STARTED
+    assert at(window.starts_at) is WindowStatus.OPEN
+    assert at(window.ends_at - TICK) is WindowStatus.OPEN
+    assert at(window.ends_at) is WindowStatus.EXPIRED
+    assert at(window.ends_at + TICK) is WindowStatus.EXPIRED
+    # The shortest window (one tick) is open at its start only.
+    expected_after_start = (
+        WindowStatus.OPEN if window.ends_at - window.starts_at > TICK else (WindowStatus.EXPIRED)
+    )
+    assert at(window.starts_at + TICK) is expected_after_start
 
 
 def test_window_refuses_naive_instants() -> None:

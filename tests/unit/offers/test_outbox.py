@@ -392,10 +392,13 @@ def test_a_retried_batch_publishes_the_same_event_ids() -> None:
         stream_record("MODIFY", old=redemption(), new=rolled_back(), sequence=3),
     )
     first, retry = InMemoryPublisher(), InMemoryPublisher()
-    Outbox(first).handle(records)
-    Outbox(retry).handle(json.loads(json.dumps(records)))
+    assert Outbox(first).handle(records) == {"batchItemFailures": []}
+    assert Outbox(retry).handle(json.loads(json.dumps(records))) == {"batchItemFailures": []}
 
-    assert [e.eventId for e in first.published] == [e.eventId for e in retry.published]
+    first_ids = [e.eventId for e in first.published]
+    assert len(first_ids) == 3 and all(first_ids)
+    assert first_ids == [e.eventId for e in retry.published]
+    assert first.detail_types == retry.detail_types
 
 
 # -- correlation and metrics -------------------------------------------------------------

@@ -33,9 +33,81 @@ def test_payload_is_the_versioned_upper_case_code() -> None:
     assert segno.make(qr.payload, error="q").mode == "alphanumeric"
 
 
+def drawn_modules(svg: str) -> list[list[bool]]:
+    """The symbol's modules (True: dark) as the SVG draws them, without the quiet zone.
+
+    segno strokes each run of dark modules as one horizontal line through the middle of
+    its row: ``M x y`` starts, ``m dx dy`` moves, ``h n`` draws n modules.
+    """
+    root = ET.fromstring(svg)
+    side = int(root.attrib["viewBox"].split()[2])
+    grid = [[False] * side for _ in range(side)]
+    (dark,) = [path for path in root.findall(f"{SVG}path") if path.attrib.get("stroke")]
+    x = y = 0.0
+    for command, arguments in re.findall(r"([A-Za-z])([^A-Za-z]*)", dark.attrib["d"]):
+        numbers = [float(number) for number in arguments.split()]
+        if command == "M":
+            x, y = numbers
+        elif command == "m":
+            x, y = x + numbers[0], y + numbers[1]
+        elif command == "h":
+            for column in range(int(x), int(x + numbers[0])):
+                grid[int(y)][column] = True
+            x += numbers[0]
+        else:
+            raise AssertionError(f"unexpected path command {command!r}")
+    border = 4
+    inside = range(border, side - border)
+    assert not any(
+        grid[r][c] for r in range(side) for c in range(side) if not (r in inside and c in inside)
+    ), "the quiet zone must stay light"
+    return [row[border : side - border] for row in grid[border : side - border]]
+
+
+_LEVELS = {0b01: "L", 0b00: "M", 0b11: "Q", 0b10: "H"}
+_FORMAT_MASK = 0b101010000010010
+
+
+def format_information(modules: list[list[bool]]) -> tuple[str, int]:
+    """The error correction level and mask pattern the symbol's format bits announce.
+
+    ISO/IEC 18004 places the 15 format bits twice (beside the top-left finder, and split
+    between the other two); both copies must agree and be a valid BCH(15,5) codeword.
+    """
+    size = len(modules)
+
+    def bits(*cells: tuple[int, int]) -> int:
+        return sum(int(modules[row][column]) << i for i, (row, column) in enumerate(cells))
+
+    first = bits(
+        *[(i, 8) for i in range(6)],
+        (7, 8),
+        (8, 8),
+        (8, 7),
+        *[(8, 14 - i) for i in range(9, 15)],
+    )
+    second = bits(
+        *[(8, size - 1 - i) for i in range(8)], *[(size - 15 + i, 8) for i in range(8, 15)]
+    )
+    assert first == second, "the two copies of the format information differ"
+    data = (first ^ _FORMAT_MASK) >> 10
+    remainder = data
+    for _ in range(10):
+        remainder = (remainder << 1) ^ ((remainder >> 9) * 0b10100110111)
+    assert ((data << 10) | remainder) ^ _FORMAT_MASK == first, "not a format codeword"
+    return _LEVELS[data >> 3], data & 0b111
+
+
 def test_symbol_is_small_at_level_q() -> None:
-    symbol = segno.make(make().payload, error="q", boost_error=False)
-    assert symbol.version == 2  # 25 x 25 modules for a 5-letter prefix and 13 symbols
+    qr = make()
+    modules = drawn_modules(qr.svg)
+    # Version 2 (25 x 25 modules) for a 5-letter prefix and 13 symbols.
+    assert len(modules) == 25 and all(len(row) == 25 for row in modules)
+    level, mask = format_information(modules)
+    assert level in {"Q", "H"}  # at least Q; H only where it fits the same version
+    # What is drawn is the payload's symbol at that level and mask, module for module.
+    expected = segno.make(qr.payload, error=level, mask=mask, version=2, boost_error=False)
+    assert modules == [[bool(module) for module in row] for row in expected.matrix]
 
 
 def test_svg_is_inline_scalable_well_formed_xml_with_a_path() -> None:
