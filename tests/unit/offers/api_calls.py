@@ -23,6 +23,41 @@ from infra.local.proxy_event import lambda_context, proxy_event
 # Inside every campaign window the offer tests publish.
 OPEN = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
 
+# A week of offers: a shared code, unique online codes, unique in-store codes.
+SHOP: dict[str, Any] = {
+    "id": "shop-2027",
+    "name": "Shop week",
+    "kind": "offer",
+    "currency": "JPY",
+    "timezone": "Asia/Tokyo",
+    "starts_at": "2027-05-01T10:00:00+09:00",
+    "ends_at": "2027-05-16T00:00:00+09:00",
+    "budget": {"amount": 100_000, "max_rewards": 50},
+    "eligibility": {"channels": ["online", "in_store"], "min_purchase": 3000},
+    "offers": [
+        {
+            "id": "WELCOME",
+            "channel": "both",
+            "discount": {"amount": 500},
+            "codes": {"mode": "shared", "code": "welcome-500"},
+            "usage": {"max_total": 4, "per_customer": 2},
+        },
+        {
+            "id": "WEB10",
+            "channel": "online",
+            "discount": {"percentage": 10, "max": 2000},
+            "codes": {"mode": "unique", "prefix": "WEB", "count": 6},
+            "usage": {"per_customer": 1},
+        },
+        {
+            "id": "TILL300",
+            "channel": "in_store",
+            "discount": {"amount": 300},
+            "codes": {"mode": "unique", "prefix": "TILL", "count": 2},
+        },
+    ],
+}
+
 
 def cart(*lines: tuple[str, int, int], currency: str = "JPY") -> dict[str, Any]:
     return {

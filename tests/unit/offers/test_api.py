@@ -17,9 +17,7 @@ from unittest import mock
 import pytest
 from botocore.client import BaseClient
 
-from functions.campaigns.config import parse_campaign
 from functions.campaigns.dal import CampaignStore
-from functions.campaigns.logic import Publish, SourceFile
 from functions.campaigns.models import get_campaign, get_code, get_offer
 from functions.core.clock import FixedClock, frozen_at
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
@@ -28,66 +26,9 @@ from functions.offers.models import CustomerUsage, get_redemption
 from infra.local.proxy_event import lambda_context, proxy_event
 from tests.support.aws import aws_env, tables
 from tests.unit.core.log_capture import metric_values
+from tests.unit.offers.api_calls import BIG_CART, OPEN, SHOP, cart, publish
 
 __all__ = ["aws_env", "tables"]
-
-OPEN = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
-
-SHOP: dict[str, Any] = {
-    "id": "shop-2027",
-    "name": "Shop week",
-    "kind": "offer",
-    "currency": "JPY",
-    "timezone": "Asia/Tokyo",
-    "starts_at": "2027-05-01T10:00:00+09:00",
-    "ends_at": "2027-05-16T00:00:00+09:00",
-    "budget": {"amount": 100_000, "max_rewards": 50},
-    "eligibility": {"channels": ["online", "in_store"], "min_purchase": 3000},
-    "offers": [
-        {
-            "id": "WELCOME",
-            "channel": "both",
-            "discount": {"amount": 500},
-            "codes": {"mode": "shared", "code": "welcome-500"},
-            "usage": {"max_total": 4, "per_customer": 2},
-        },
-        {
-            "id": "WEB10",
-            "channel": "online",
-            "discount": {"percentage": 10, "max": 2000},
-            "codes": {"mode": "unique", "prefix": "WEB", "count": 6},
-            "usage": {"per_customer": 1},
-        },
-        {
-            "id": "TILL300",
-            "channel": "in_store",
-            "discount": {"amount": 300},
-            "codes": {"mode": "unique", "prefix": "TILL", "count": 2},
-        },
-    ],
-}
-
-
-def cart(*lines: tuple[str, int, int], currency: str = "JPY") -> dict[str, Any]:
-    return {
-        "currency": currency,
-        "items": [
-            {"sku": sku, "category": "shoes", "quantity": qty, "unitPrice": price}
-            for sku, qty, price in lines
-        ],
-    }
-
-
-BIG_CART = cart(("TRAIL-01", 1, 12000))
-
-
-def publish(document: dict[str, Any], version: int = 1) -> None:
-    config = parse_campaign(document)
-    store = CampaignStore()
-    source = SourceFile(key=f"campaigns/{config.id}.json", etag=f"etag-{version}")
-    store.publish(Publish(config=config, version=version, source=source), OPEN)
-    store.store_shared_codes(config, OPEN)
-    store.provision_unique_codes(config)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -28,46 +27,17 @@ from functions.core.events import InMemoryPublisher
 from functions.offers.handlers import api
 from infra.local.proxy_event import lambda_context, proxy_event
 from tests.support.aws import aws_env, tables
+from tests.unit.offers.api_calls import OPEN
+from tests.unit.offers.api_calls import SHOP as API_SHOP
 
 __all__ = ["aws_env", "tables"]
 
 BUCKET = "rebates-campaigns-test"
 KEY = "campaigns/shop-2027.json"
-OPEN = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
 
-SHOP: dict[str, Any] = {
-    "id": "shop-2027",
-    "name": "Shop week",
-    "kind": "offer",
-    "currency": "JPY",
-    "timezone": "Asia/Tokyo",
-    "starts_at": "2027-05-01T10:00:00+09:00",
-    "ends_at": "2027-05-16T00:00:00+09:00",
-    "budget": {"amount": 100_000, "max_rewards": 50},
-    "eligibility": {"channels": ["online", "in_store"], "min_purchase": 3000},
-    "offers": [
-        {
-            "id": "WELCOME",
-            "channel": "both",
-            "discount": {"amount": 500},
-            "codes": {"mode": "shared", "code": "welcome-500"},
-            "usage": {"per_customer": 2},
-        },
-        {
-            "id": "WEB10",
-            "channel": "online",
-            "discount": {"percentage": 10, "max": 2000},
-            "codes": {"mode": "unique", "prefix": "WEB", "count": 6},
-            "usage": {"per_customer": 1},
-        },
-        {
-            "id": "TILL300",
-            "channel": "in_store",
-            "discount": {"amount": 300},
-            "codes": {"mode": "unique", "prefix": "TILL", "count": 2},
-        },
-    ],
-}
+# The API tests' campaign, with no total on the shared code: republishing it is the test.
+SHOP: dict[str, Any] = copy.deepcopy(API_SHOP)
+del SHOP["offers"][0]["usage"]["max_total"]
 
 CART = {
     "currency": "JPY",
