@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from infra.local.deploy.records import AsyncInvocationRecord
 from infra.local.lambdas import FunctionNotFound, Invocation, LambdaRuntime
 
-__all__ = ["AsyncInvocationConfig", "AsyncInvocations", "s3_ordering_key"]
+__all__ = ["AsyncInvocations", "s3_ordering_key"]
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,6 @@ _ERROR_MESSAGE_LIMIT: Final = 1024
 # The HTTP status of Lambda's Invoke call behind a function error (the invoke itself
 # succeeded), as Lambda sets ErrorCode on a dead-letter message.
 _INVOKE_STATUS: Final = 200
-
-
-@dataclass(frozen=True)
-class AsyncInvocationConfig:
-    """One function's asynchronous invocation settings (Lambda's defaults by default)."""
-
-    function_name: str
-    maximum_retry_attempts: int = 2
-    maximum_event_age_seconds: int = 6 * 60 * 60
-    on_success_destination: str | None = None
-    on_failure_destination: str | None = None
-    dead_letter_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +141,7 @@ class AsyncInvocations:
     def __init__(
         self,
         runtime: LambdaRuntime,
-        configs: Mapping[str, AsyncInvocationConfig],
+        configs: Mapping[str, AsyncInvocationRecord],
         *,
         client: Callable[[str], Any],
         region: str,
@@ -271,7 +260,7 @@ class AsyncInvocations:
 
     def _deliver(self, event: _Event) -> None:
         name = _function_name(event.function)
-        config = self._configs.get(name) or AsyncInvocationConfig(name)
+        config = self._configs.get(name) or AsyncInvocationRecord(name)
         attempts = 0
         invocation: Invocation | None = None
         while True:
@@ -311,7 +300,7 @@ class AsyncInvocations:
     def _failed(
         self,
         event: _Event,
-        config: AsyncInvocationConfig,
+        config: AsyncInvocationRecord,
         condition: str,
         attempts: int,
         invocation: Invocation | None,

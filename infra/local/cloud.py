@@ -27,7 +27,7 @@ from botocore.config import Config
 
 from infra.local import patches
 from infra.local.api import Gateway, InvocationResult, LocalApi
-from infra.local.async_invocations import AsyncInvocationConfig, AsyncInvocations
+from infra.local.async_invocations import AsyncInvocations
 from infra.local.deploy import DeployContext, Deployment, deploy
 from infra.local.environment import install_overlay, uninstall_overlay
 from infra.local.lambdas import LambdaRuntime
@@ -156,10 +156,7 @@ class LocalCloud:
             )
         self.async_invocations = AsyncInvocations(
             self.runtime,
-            {
-                name: AsyncInvocationConfig(**asdict(record))
-                for name, record in self.deployment.async_invocations.items()
-            },
+            self.deployment.async_invocations,
             client=self.client,
             region=config.region,
             account_id=ACCOUNT_ID,

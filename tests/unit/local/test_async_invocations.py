@@ -21,7 +21,8 @@ import pytest
 from moto import mock_aws
 
 from infra.local import patches
-from infra.local.async_invocations import AsyncInvocationConfig, AsyncInvocations
+from infra.local.async_invocations import AsyncInvocations
+from infra.local.deploy.records import AsyncInvocationRecord
 from infra.local.environment import install_overlay, uninstall_overlay
 from infra.local.lambdas import LambdaRuntime
 from infra.local.pollers import Pollers
@@ -95,7 +96,7 @@ class Cloud:
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return url, str(arn["Attributes"]["QueueArn"])
 
-    def configure(self, config: AsyncInvocationConfig) -> None:
+    def configure(self, config: AsyncInvocationRecord) -> None:
         self.invocations._configs[config.function_name] = config
 
     def settle(self, timeout: float = 10.0) -> None:
@@ -186,7 +187,7 @@ def test_a_failing_event_is_retried_twice_then_parked_with_its_cause(cloud: Clou
     dlq_url, dlq_arn = cloud.queue("refuser-dlq")
     failures_url, failures_arn = cloud.queue("refuser-failures")
     cloud.configure(
-        AsyncInvocationConfig(
+        AsyncInvocationRecord(
             "refuser", dead_letter_target=dlq_arn, on_failure_destination=failures_arn
         )
     )
@@ -228,7 +229,7 @@ def test_retries_follow_the_functions_event_invoke_config(cloud: Cloud) -> None:
     arn = cloud.function("refuser", "refuse")
     dlq_url, dlq_arn = cloud.queue("refuser-dlq")
     cloud.configure(
-        AsyncInvocationConfig("refuser", maximum_retry_attempts=0, dead_letter_target=dlq_arn)
+        AsyncInvocationRecord("refuser", maximum_retry_attempts=0, dead_letter_target=dlq_arn)
     )
     bucket = cloud.bucket("refused", arn)
 
