@@ -35,13 +35,14 @@ import base64
 import binascii
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Route, Router
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
@@ -49,12 +50,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.core.errors import RebatesError
-from functions.core.observability import logger
+from functions.core.observability import logger, record_refusal
 from functions.core.validation import (
     MAX_REPORTED_ERRORS,
     MalformedJson,
@@ -342,6 +344,50 @@ def routes_of(router: Router) -> list[tuple[str, str, list[Any]]]:
         path = re.sub(r"<(\w+)>", r"{\1}", rule)
         routes += [(method.upper(), path, list(middlewares)) for method in methods]
     return routes
+
+
+class _Refusal(Protocol):
+    """What a domain's refusal carries: a stable snake_case code (its metric reason)."""
+
+    @property
+    def code(self) -> str: ...
+
+
+DomainError = TypeVar("DomainError", bound=Exception)
+Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
+
+
+def domain_errors(
+    base: type[DomainError], api_error: Callable[[DomainError], RebatesError]
+) -> Middleware:
+    """Every route's innermost middleware: a `base` refusal of the domain becomes the API
+    error `api_error` maps it to (the API's one mapping, its statuses its own), inside the
+    idempotency middleware, so a refusal is answered (and replayed) as one, and counted
+    once by its reason (a replay runs no route)."""
+
+    def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        try:
+            return next_middleware(app)
+        except base as error:
+            event = app.current_event
+            record_refusal(f"{event.http_method} {event.resource}", cast(_Refusal, error).code)
+            raise api_error(error) from error
+
+    middleware.__name__ = middleware.__qualname__ = "domain_errors"
+    return middleware
+
+
+def responses(success: HTTPStatus, model: type[Any], **errors: str) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses of a route: its success with `model`, and the errors it
+    answers with, ``e404="code_not_found"`` (`cli.openapi` adds the error body)."""
+    declared = {
+        int(success): OpenAPIResponse(
+            description=success.phrase, content={"application/json": {"model": model}}
+        )
+    }
+    for name, text in errors.items():
+        declared[int(name[1:])] = OpenAPIResponse(description=text)
+    return declared
 
 
 def make_resolver(*routers: Router) -> APIGatewayRestResolver:

@@ -32,14 +32,22 @@ ignored, never misread.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 from functions.core.clock import instant_key
 from functions.core.event_types import OfferCodeIssued, OfferRedeemed, RedemptionRolledBack
+from functions.core.outbox import (
+    INSERT,
+    MODIFY,
+    OutboxRecordError,
+    begins_with,
+    commit_age,
+    event_id,
+    stream_image,
+    string_key,
+)
 from functions.offers.models import REDEEMED, ROLLED_BACK, CodeIssue, Redemption
 from functions.offers.qr import payload_for
 
@@ -56,9 +64,6 @@ __all__ = [
 
 OfferEvent: TypeAlias = OfferCodeIssued | OfferRedeemed | RedemptionRolledBack
 
-INSERT: Final = "INSERT"
-MODIFY: Final = "MODIFY"
-
 # Key prefixes of the items that are facts, as the models' `key` methods build them.
 CUSTOMER_PREFIX: Final = "CUSTOMER#"
 ISSUE_PREFIX: Final = "ISSUE#"
@@ -72,29 +77,25 @@ _SORT_KEY: Final = Redemption.sk.attr_name
 _STATUS: Final = Redemption.status.attr_name
 
 
-def _begins_with(prefix: str) -> dict[str, Any]:
-    return {"S": [{"prefix": prefix}]}
-
-
 # Lambda event filter patterns (EventBridge pattern syntax over the stream record), OR'ed.
 STREAM_FILTERS: Final[tuple[dict[str, Any], ...]] = (
     {
         "eventName": [INSERT],
         "dynamodb": {
             "Keys": {
-                _PARTITION_KEY: _begins_with(CUSTOMER_PREFIX),
-                _SORT_KEY: _begins_with(ISSUE_PREFIX),
+                _PARTITION_KEY: begins_with(CUSTOMER_PREFIX),
+                _SORT_KEY: begins_with(ISSUE_PREFIX),
             }
         },
     },
     {
         "eventName": [INSERT],
-        "dynamodb": {"Keys": {_PARTITION_KEY: _begins_with(REDEMPTION_PREFIX)}},
+        "dynamodb": {"Keys": {_PARTITION_KEY: begins_with(REDEMPTION_PREFIX)}},
     },
     {
         "eventName": [MODIFY],
         "dynamodb": {
-            "Keys": {_PARTITION_KEY: _begins_with(REDEMPTION_PREFIX)},
+            "Keys": {_PARTITION_KEY: begins_with(REDEMPTION_PREFIX)},
             "OldImage": {_STATUS: {"S": [REDEEMED]}},
             "NewImage": {_STATUS: {"S": [ROLLED_BACK]}},
         },
@@ -102,19 +103,11 @@ STREAM_FILTERS: Final[tuple[dict[str, Any], ...]] = (
 )
 
 
-class OutboxRecordError(ValueError):
-    """A stream record that should be an event but cannot be read as one.
-
-    Raised rather than skipped: the batch reports the record as failed, so after its
-    retries it waits in the mapping's DLQ instead of its event being lost.
-    """
-
-
 def event_for(record: Mapping[str, Any]) -> OfferEvent | None:
     """The event a DynamoDB stream record (as Lambda delivers it) stands for, if any."""
     change: Mapping[str, Any] = record.get("dynamodb") or {}
     keys: Mapping[str, Any] = change.get("Keys") or {}
-    partition, sort = _string_key(keys, _PARTITION_KEY), _string_key(keys, _SORT_KEY)
+    partition, sort = string_key(keys, _PARTITION_KEY), string_key(keys, _SORT_KEY)
     event_name = record.get("eventName")
     if partition.startswith(CUSTOMER_PREFIX) and sort.startswith(ISSUE_PREFIX):
         if event_name != INSERT:
@@ -132,42 +125,16 @@ def event_for(record: Mapping[str, Any]) -> OfferEvent | None:
     return None
 
 
-def commit_age(record: Mapping[str, Any], now: datetime) -> timedelta | None:
-    """How long before `now` the record's change was committed, if the record says.
-
-    DynamoDB stamps `ApproximateCreationDateTime` in epoch seconds (whole seconds on most
-    tables), so the age is exact to about a second; a clock ahead of `now` gives zero.
-    """
-    change = record.get("dynamodb")
-    created = change.get("ApproximateCreationDateTime") if isinstance(change, Mapping) else None
-    if not isinstance(created, int | float) or isinstance(created, bool):
-        return None
-    age = now - datetime.fromtimestamp(created, tz=UTC)
-    return max(age, timedelta(0))
-
-
-def _string_key(keys: Mapping[str, Any], name: str) -> str:
-    value = keys.get(name)
-    text = value.get("S") if isinstance(value, Mapping) else None
-    return text if isinstance(text, str) else ""
-
-
 def _image(change: Mapping[str, Any], name: str) -> dict[str, Any]:
-    image = change.get(name)
-    if not isinstance(image, dict):
-        raise OutboxRecordError(
-            f"stream record of {change.get('Keys')} has no {name}: "
-            "the Campaigns table's stream must carry NEW_AND_OLD_IMAGES"
-        )
-    return image
+    return stream_image(
+        change, name, requirement="the Campaigns table's stream must carry NEW_AND_OLD_IMAGES"
+    )
 
 
 def _event_id(detail_type: str, pk: str, sk: str, occurred_at: datetime) -> str:
-    """``evt_`` and 26 base32 characters of a digest of the fact: the same for every
-    delivery of one change, different for any other change."""
-    fact = "\x1f".join((detail_type, pk, sk, instant_key(occurred_at)))
-    digest = hashlib.sha256(fact.encode()).digest()
-    return "evt_" + base64.b32encode(digest).decode()[:26]
+    """A change of an item is known by when it happened, too: a redemption's rollback is
+    another fact than its redemption."""
+    return event_id(detail_type, pk, sk, instant_key(occurred_at))
 
 
 def _code_issued(issue: CodeIssue) -> OfferCodeIssued:

@@ -9,11 +9,12 @@ OpenAPI document is generated from these models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from functions.campaigns.rewards import Cart
+from functions.core.fields import MAX_CUSTOMER_ID_LENGTH, PRINTABLE, CustomerId, ExternalId
 from functions.core.money import Money
 from functions.core.vocabulary import CampaignKind, OfferChannel, SalesChannel
 
@@ -40,23 +41,6 @@ __all__ = [
     "Validation",
 ]
 
-# Printable: anything but the control characters (C0, DEL, C1) and the line and paragraph
-# separators, which would break a log line or a header as a newline does; spaces, every
-# script and symbols are printable. (A lone surrogate, which has no UTF-8 form to store,
-# pydantic refuses as no string at all.) JSON Schema's and pydantic's regex both read it.
-PRINTABLE: Final = r"^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$"
-MAX_CUSTOMER_ID_LENGTH: Final = 128
-# A customer id is the storefront's own opaque string of 1-128 printable characters,
-# compared exactly (DESIGN): never trimmed or folded, so "cust 1" and " cust 1" are two
-# customers, as they are to the storefront.
-CustomerId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_CUSTOMER_ID_LENGTH, pattern=PRINTABLE),
-]
-# Order and store ids are the storefront's own opaque strings too.
-ExternalId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^\S+$")
-]
 # As typed at checkout: normalised (and refused if it cannot be a code) by the handler, so
 # the error is `invalid_code` rather than a pattern message.
 TypedCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]

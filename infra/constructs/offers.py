@@ -13,21 +13,17 @@ table: it grants its two functions what each one calls on it.
   may not touch the table's items. Records that keep failing wait in its stream DLQ.
 
 Besides the alarms every consumer has (its errors, its DLQ), the outbox pages on its own
-`OutboxPublishFailures` metric: a record that fails does not fail the invocation (the
-batch reports it), so Lambda's Errors metric would not show it until every record fails.
+`OutboxPublishFailures` metric (`Platform.add_outbox`, as every outbox).
 """
 
 from __future__ import annotations
 
-from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from functions.core.api import routes_of
-from functions.core.observability import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from functions.core.tables import CAMPAIGNS, IDEMPOTENCY
 from functions.offers.handlers import api as offers_api
 from functions.offers.outbox import STREAM_FILTERS
-from infra.constructs.alarms import ERROR_PERIOD
 from infra.constructs.api import Api
 from infra.constructs.platform import DomainFunction, Platform
 
@@ -60,32 +56,17 @@ class Offers(Construct):
         platform.grant_table(self.api_function, IDEMPOTENCY)
         self.add_routes(api)
 
-        self.outbox = DomainFunction(
+        outbox = platform.add_outbox(
             self,
-            "Outbox",
-            platform=platform,
             domain=DOMAIN,
             handler=OUTBOX_HANDLER,
             description="publishes code issues, redemptions and rollbacks from the table",
+            table=platform.table(CAMPAIGNS),
+            filters=STREAM_FILTERS,
+            publishes="a change's event",
         )
-        self.outbox_dlq = self.outbox.consume_table_stream(
-            platform.table(CAMPAIGNS), filters=STREAM_FILTERS
-        )
-        platform.grant_put_events(self.outbox)
-        self.outbox_failures_alarm = platform.operators.alarm_above_zero(
-            self.outbox,
-            "PublishFailuresAlarm",
-            metric=cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=Metric.OUTBOX_PUBLISH_FAILURES.value,
-                dimensions_map={SERVICE_DIMENSION: DOMAIN},
-                statistic=cloudwatch.Stats.SUM,
-                period=ERROR_PERIOD,
-            ),
-            description="The offers outbox could not publish a change's event (EventBridge "
-            "refused it, or the item could not be read); Lambda retries the record, then "
-            "parks it in the outbox's DLQ. Read the error in the outbox's log.",
-        )
+        self.outbox, self.outbox_dlq = outbox.function, outbox.dlq
+        self.outbox_failures_alarm = outbox.failures_alarm
 
     def add_routes(self, api: Api) -> None:
         """Serve every offers route with the API function, each behind the API key."""

@@ -28,7 +28,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, Node
 
-from functions.core.observability import METRICS_NAMESPACE
+from functions.core.observability import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from functions.core.tables import IDEMPOTENCY, TableSpec
 from infra.constructs.alarms import ERROR_PERIOD, Operators
 from infra.constructs.resources import (
@@ -105,6 +105,16 @@ class DeploySettings:
             deletion_protection=True if protection is None else _flag(protection),
             detailed_tracing=_flag(node.try_get_context("detailedTracing") or False),
         )
+
+
+@dataclass(frozen=True)
+class TableOutbox:
+    """A domain's outbox: the function publishing its table's committed changes as events,
+    the DLQ its stream mapping parks records in, and the alarm on its publish failures."""
+
+    function: DomainFunction
+    dlq: sqs.Queue
+    failures_alarm: cloudwatch.Alarm
 
 
 class Platform(Construct):
@@ -214,6 +224,53 @@ class Platform(Construct):
         """Let `fn` publish to the bus and tell it the bus name (EVENT_BUS_NAME)."""
         self.bus.grant_put_events_to(fn.function)
         fn.function.add_environment("EVENT_BUS_NAME", self.bus.event_bus_name)
+
+    def add_outbox(
+        self,
+        scope: Construct,
+        *,
+        domain: str,
+        handler: str,
+        description: str,
+        table: dynamodb.ITable,
+        filters: Sequence[Mapping[str, Any]],
+        publishes: str,
+    ) -> TableOutbox:
+        """The function ``Outbox`` in `scope` that reads `table`'s stream, filtered to
+        `filters` (the domain's ``STREAM_FILTERS``), and publishes to the bus; it may not
+        touch the table's items, and records that keep failing wait in its stream DLQ.
+
+        Besides the alarms every consumer has (its errors, its DLQ), it pages on its own
+        `OutboxPublishFailures` metric: a record that fails does not fail the invocation
+        (the batch reports it), so Lambda's Errors metric would not show it until every
+        record fails. `publishes` names what it failed to publish in that alarm ("a
+        change's event").
+        """
+        outbox = DomainFunction(
+            scope,
+            "Outbox",
+            platform=self,
+            domain=domain,
+            handler=handler,
+            description=description,
+        )
+        dlq = outbox.consume_table_stream(table, filters=filters)
+        self.grant_put_events(outbox)
+        failures_alarm = self.operators.alarm_above_zero(
+            outbox,
+            "PublishFailuresAlarm",
+            metric=cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=Metric.OUTBOX_PUBLISH_FAILURES.value,
+                dimensions_map={SERVICE_DIMENSION: domain},
+                statistic=cloudwatch.Stats.SUM,
+                period=ERROR_PERIOD,
+            ),
+            description=f"The {domain} outbox could not publish {publishes} (EventBridge "
+            "refused it, or the item could not be read); Lambda retries the record, then "
+            "parks it in the outbox's DLQ. Read the error in the outbox's log.",
+        )
+        return TableOutbox(outbox, dlq, failures_alarm)
 
 
 class DomainFunction(Construct):

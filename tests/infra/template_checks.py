@@ -6,6 +6,7 @@ issues add resources: every new consumer, policy or route goes through them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,3 +169,87 @@ def dead_letter_queues_without_alarm(resources: Resources) -> list[str]:
     """DLQs that nobody would hear about: no alarm on their visible messages."""
     watched = alarms_of(resources, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
     return sorted(dlq for dlq in dead_letter_queues(resources) if dlq not in watched)
+
+
+# -- one function, found by its handler -------------------------------------------------
+
+# Every data-plane action that would let a stream reader change the table instead of
+# reading its stream.
+TABLE_WRITES = frozenset(
+    {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PartiQLInsert",
+        "dynamodb:PartiQLUpdate",
+        "dynamodb:PartiQLDelete",
+    }
+)
+
+
+def function_of(resources: Resources, handler: str) -> tuple[str, dict[str, Any]]:
+    """(logical id, resource) of the one function running `handler`."""
+    (found,) = [
+        (logical_id, function)
+        for logical_id, function in of_type(resources, "AWS::Lambda::Function").items()
+        if function["Properties"]["Handler"] == handler
+    ]
+    return found
+
+
+def granted_to(resources: Resources, handler: str) -> dict[str, list[Any]]:
+    """action -> the resources the role of `handler`'s function allows it on (every
+    statement an Allow)."""
+    _, function = function_of(resources, handler)
+    role = ref_id(function["Properties"]["Role"])
+    granted: dict[str, list[Any]] = {}
+    for policy in of_type(resources, "AWS::IAM::Policy").values():
+        if {"Ref": role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return granted
+
+
+def environment_of(resources: Resources, handler: str) -> dict[str, Any]:
+    _, function = function_of(resources, handler)
+    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def stream_mapping_of(resources: Resources, handler: str) -> dict[str, Any]:
+    """The properties of the one event source mapping invoking `handler`'s function."""
+    logical_id, _ = function_of(resources, handler)
+    (mapping,) = [
+        m
+        for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if ref_id(m["Properties"]["FunctionName"]) == logical_id
+    ]
+    properties: dict[str, Any] = mapping["Properties"]
+    return properties
+
+
+def keyed_proxy_route(resources: Resources, method: str, path: str, handler: str) -> bool:
+    """Whether `method path` is served by `handler`'s function through a proxy integration,
+    behind the API key and no other authorization."""
+    route = dict(method_paths(resources).values())[f"{method} {path}"]
+    logical_id, _ = function_of(resources, handler)
+    return (
+        route["ApiKeyRequired"] is True
+        and route["AuthorizationType"] == "NONE"
+        and route["Integration"]["Type"] == "AWS_PROXY"
+        and logical_id in json.dumps(route["Integration"]["Uri"])
+    )
+
+
+def routes_served_by(resources: Resources, handler: str) -> set[str]:
+    """Every "METHOD /path" the API integrates with `handler`'s function."""
+    logical_id, _ = function_of(resources, handler)
+    return {
+        route
+        for route, props in method_paths(resources).values()
+        if logical_id in json.dumps(props["Integration"]["Uri"])
+    }

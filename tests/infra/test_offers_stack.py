@@ -16,7 +16,15 @@ from functions.core.tables import ALL_TABLES, CAMPAIGNS, IDEMPOTENCY
 from functions.offers.outbox import STREAM_FILTERS
 from infra.constructs.offers import API_HANDLER, OUTBOX_HANDLER
 from tests.infra.conftest import Synth
-from tests.infra.template_checks import as_list, method_paths, ref_id
+from tests.infra.template_checks import (
+    TABLE_WRITES,
+    function_of,
+    granted_to,
+    keyed_proxy_route,
+    ref_id,
+    routes_served_by,
+    stream_mapping_of,
+)
 
 # DESIGN "HTTP API": the storefront's offer routes.
 OFFER_ROUTES = (
@@ -29,47 +37,14 @@ OFFER_ROUTES = (
     ("POST", "/v1/redemptions/{redemptionId}/rollback"),
 )
 
-# Every data-plane action that would let the outbox change the table instead of reading
-# its stream.
-TABLE_WRITES = {
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:PartiQLInsert",
-    "dynamodb:PartiQLUpdate",
-    "dynamodb:PartiQLDelete",
-}
-
 
 def _function(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
-    (found,) = [
-        (logical_id, function)
-        for logical_id, function in synth.resources("AWS::Lambda::Function").items()
-        if function["Properties"]["Handler"] == handler
-    ]
-    return found
-
-
-def _statements(synth: Synth, handler: str) -> list[dict[str, Any]]:
-    _, function = _function(synth, handler)
-    role = ref_id(function["Properties"]["Role"])
-    return [
-        statement
-        for policy in synth.resources("AWS::IAM::Policy").values()
-        if {"Ref": role} in policy["Properties"]["Roles"]
-        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"])
-    ]
+    return function_of(synth.data["Resources"], handler)
 
 
 def _granted(synth: Synth, handler: str) -> dict[str, list[Any]]:
     """action -> the resources it is allowed on."""
-    granted: dict[str, list[Any]] = {}
-    for statement in _statements(synth, handler):
-        assert statement["Effect"] == "Allow"
-        for action in as_list(statement["Action"]):
-            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
-    return granted
+    return granted_to(synth.data["Resources"], handler)
 
 
 def _tables_in(resource: Any) -> set[str]:
@@ -79,14 +54,7 @@ def _tables_in(resource: Any) -> set[str]:
 
 
 def _outbox_mapping(synth: Synth) -> dict[str, Any]:
-    logical_id, _ = _function(synth, OUTBOX_HANDLER)
-    (mapping,) = [
-        m
-        for m in synth.resources("AWS::Lambda::EventSourceMapping").values()
-        if ref_id(m["Properties"]["FunctionName"]) == logical_id
-    ]
-    properties: dict[str, Any] = mapping["Properties"]
-    return properties
+    return stream_mapping_of(synth.data["Resources"], OUTBOX_HANDLER)
 
 
 def test_campaigns_table_streams_new_and_old_images(synth: Synth) -> None:
@@ -170,20 +138,9 @@ def test_api_function_never_publishes_events(synth: Synth) -> None:
 def test_each_offer_route_runs_the_api_function_behind_the_key(
     synth: Synth, method: str, path: str
 ) -> None:
-    routes = dict(method_paths(synth.data["Resources"]).values())
-    route = routes[f"{method} {path}"]
-    assert route["ApiKeyRequired"] is True
-    assert route["AuthorizationType"] == "NONE"
-    assert route["Integration"]["Type"] == "AWS_PROXY"
-    logical_id, _ = _function(synth, API_HANDLER)
-    assert logical_id in json.dumps(route["Integration"]["Uri"])
+    assert keyed_proxy_route(synth.data["Resources"], method, path, API_HANDLER)
 
 
 def test_the_api_function_serves_the_offer_routes_only(synth: Synth) -> None:
-    logical_id, _ = _function(synth, API_HANDLER)
-    served = {
-        route
-        for route, props in method_paths(synth.data["Resources"]).values()
-        if logical_id in json.dumps(props["Integration"]["Uri"])
-    }
+    served = routes_served_by(synth.data["Resources"], API_HANDLER)
     assert served == {f"{method} {path}" for method, path in OFFER_ROUTES}

@@ -16,16 +16,12 @@ from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from functions.campaigns.codes import parse_typed_code
-from functions.core.api import ResolverPerThread
+from functions.core.api import ResolverPerThread, domain_errors, responses
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, NotFound, RebatesError, Throttled, Unprocessable
 from functions.core.idempotency import idempotent
@@ -34,7 +30,6 @@ from functions.core.observability import (
     instrumented,
     record_code_issued,
     record_redemption,
-    record_refusal,
 )
 from functions.core.vocabulary import SalesChannel
 from functions.offers.dal import OfferStore, RedemptionRequest, StaleCampaign
@@ -85,21 +80,6 @@ PathId = Annotated[str, Path(min_length=1, max_length=128)]
 _REDEEM_PASSES = 2
 
 
-def _responses(
-    success: HTTPStatus, model: type[BaseModel], **errors: str
-) -> dict[int, OpenAPIResponse]:
-    """The OpenAPI responses of a route: its success with `model`, and the errors it
-    answers with, ``e404="code_not_found"`` (`cli.openapi` adds the error body)."""
-    responses = {
-        int(success): OpenAPIResponse(
-            description=success.phrase, content={"application/json": {"model": model}}
-        )
-    }
-    for name, text in errors.items():
-        responses[int(name[1:])] = OpenAPIResponse(description=text)
-    return responses
-
-
 _CONTENDED = "contended: too many concurrent changes to the same offer, retry shortly"
 _ARCHIVED = "offer_archived, campaign_archived, expired"
 
@@ -120,18 +100,6 @@ def api_error(error: OfferError) -> RebatesError:
     if isinstance(error, Refused) and error.reason not in COUNTED_REFUSALS:
         return Unprocessable(error.code, error.message, error.details)
     return Conflict(error.code, error.message, error.details)
-
-
-def domain_errors(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    """Every route's innermost middleware: an `OfferError` becomes its API error here,
-    inside the idempotency middleware, so a refusal is answered (and replayed) as one,
-    and counted once by its reason (a replay runs no route)."""
-    try:
-        return next_middleware(app)
-    except OfferError as error:
-        event = app.current_event
-        record_refusal(f"{event.http_method} {event.resource}", error.code)
-        raise api_error(error) from error
 
 
 # Refusals the very same request may see lifted later, so an Idempotency-Key answers them
@@ -159,8 +127,10 @@ _PROVISIONAL: Final = frozenset(
     }
 )
 
-_READS: list[Callable[..., Any]] = [domain_errors]
-_CHANGES: list[Callable[..., Any]] = [idempotent(provisional=_PROVISIONAL), domain_errors]
+# Innermost on every route: a refusal is answered (and replayed) as one, counted once.
+_DOMAIN_ERRORS: Final = domain_errors(OfferError, api_error)
+_READS: list[Callable[..., Any]] = [_DOMAIN_ERRORS]
+_CHANGES: list[Callable[..., Any]] = [idempotent(provisional=_PROVISIONAL), _DOMAIN_ERRORS]
 
 
 # -- campaigns ------------------------------------------------------------------------
@@ -188,7 +158,7 @@ def get_campaigns(
     summary="One campaign",
     tags=["campaigns"],
     middlewares=_READS,
-    responses=_responses(HTTPStatus.OK, CampaignView, e404="campaign_not_found"),
+    responses=responses(HTTPStatus.OK, CampaignView, e404="campaign_not_found"),
 )
 def get_campaign_by_id(campaignId: PathId) -> CampaignView:
     return CampaignView.model_validate(campaign_view(store.campaign(campaignId), utc_now()))
@@ -221,7 +191,7 @@ def get_offers(
     tags=["offers"],
     middlewares=_CHANGES,
     status_code=HTTPStatus.CREATED,
-    responses=_responses(
+    responses=responses(
         HTTPStatus.CREATED,
         IssuedCode,
         e404="offer_not_found",
@@ -273,7 +243,7 @@ def issue_code(offerId: PathId, body: IssueCodeRequest) -> IssuedCode:
     summary="What a code would give this cart, without redeeming it",
     tags=["redemptions"],
     middlewares=_READS,
-    responses=_responses(HTTPStatus.OK, Validation, e404="code_not_found"),
+    responses=responses(HTTPStatus.OK, Validation, e404="code_not_found"),
 )
 def validate_redemption(body: ValidateRequest) -> Validation:
     started = store.campaigns.moment()
@@ -320,7 +290,7 @@ def _fresher(campaign_id: str, campaign: LiveCampaign, started: float) -> LiveCa
     tags=["redemptions"],
     middlewares=_CHANGES,
     status_code=HTTPStatus.CREATED,
-    responses=_responses(
+    responses=responses(
         HTTPStatus.CREATED,
         Redeemed,
         e404="code_not_found",
@@ -390,7 +360,7 @@ def redeem(body: RedeemRequest) -> Redeemed:
     summary="Release a redemption's usage and budget (order cancelled, payment failed)",
     tags=["redemptions"],
     middlewares=_CHANGES,
-    responses=_responses(HTTPStatus.OK, RolledBack, e404="redemption_not_found", e429=_CONTENDED),
+    responses=responses(HTTPStatus.OK, RolledBack, e404="redemption_not_found", e429=_CONTENDED),
 )
 def roll_back(redemptionId: PathId, body: RollbackRequest) -> RolledBack:
     outcome = store.roll_back(redemptionId, body.reason, utc_now())

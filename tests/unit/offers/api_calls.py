@@ -6,19 +6,16 @@ its resolver on in-process moto.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.campaigns.config import parse_campaign
 from functions.campaigns.dal import CampaignStore
-from functions.campaigns.logic import Publish, SourceFile
 from functions.campaigns.models import get_campaign, get_offer
-from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER
 from functions.offers.handlers import api
 from functions.offers.models import CustomerUsage
-from infra.local.proxy_event import lambda_context, proxy_event
+from tests.support.api_calls import api_call
+from tests.support.campaigns import publish_campaign
 
 # Inside every campaign window the offer tests publish.
 OPEN = datetime(2027, 5, 3, 12, 0, tzinfo=UTC)
@@ -74,10 +71,8 @@ BIG_CART = cart(("TRAIL-01", 1, 12000))
 
 def publish(document: dict[str, Any], version: int = 1) -> None:
     """Publish `document` as the loader does once it has decided to (no S3 involved)."""
-    config = parse_campaign(document)
     store = CampaignStore()
-    source = SourceFile(key=f"campaigns/{config.id}.json", etag=f"etag-{version}")
-    store.publish(Publish(config=config, version=version, source=source), OPEN)
+    config = publish_campaign(document, OPEN, version=version, store=store)
     store.store_shared_codes(config, OPEN)
     store.provision_unique_codes(config)
 
@@ -94,11 +89,7 @@ class Answer:
 
 
 def call(method: str, path: str, body: Any = None, *, key: str | None = None) -> Answer:
-    headers = {IDEMPOTENCY_KEY_HEADER: key} if key else None
-    event = proxy_event(method, path, body=body, headers=headers, api_key="test-key")
-    response = api.app.resolve(event, lambda_context())
-    merged = {name: values[-1] for name, values in response["multiValueHeaders"].items()}
-    return Answer(response["statusCode"], json.loads(response["body"]), merged)
+    return Answer(*api_call(api.app, method, path, body, key=key))
 
 
 def issue(offer_id: str, customer_id: str) -> str:

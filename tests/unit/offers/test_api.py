@@ -24,6 +24,7 @@ from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from functions.offers.handlers import api
 from functions.offers.models import CustomerUsage, get_redemption
 from infra.local.proxy_event import lambda_context, proxy_event
+from tests.support.api_calls import api_call
 from tests.support.aws import aws_env, tables
 from tests.unit.core.log_capture import metric_values
 from tests.unit.offers.api_calls import BIG_CART, OPEN, SHOP, cart, publish
@@ -41,18 +42,9 @@ def clock(tables: list[str]) -> Iterator[FixedClock]:
 
 
 def call(
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    query: dict[str, str] | None = None,
-    key: str | None = None,
+    method: str, path: str, body: Any = None, **options: Any
 ) -> tuple[int, Any, dict[str, str]]:
-    headers = {IDEMPOTENCY_KEY_HEADER: key} if key else None
-    event = proxy_event(method, path, body=body, query=query, headers=headers, api_key="test-key")
-    response = api.app.resolve(event, lambda_context())
-    headers = {name: values[-1] for name, values in response["multiValueHeaders"].items()}
-    return response["statusCode"], json.loads(response["body"]), headers
+    return api_call(api.app, method, path, body, **options)
 
 
 def issue(offer_id: str, customer_id: str) -> dict[str, Any]:

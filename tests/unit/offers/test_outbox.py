@@ -8,6 +8,7 @@ Every published detail is checked against its committed schema by the publisher.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,16 +17,14 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto import mock_aws
-from pynamodb.models import Model
 
 from functions.campaigns.models import Code, CodeGeneration
 from functions.core.event_types import (
-    EventDetail,
     OfferCodeIssued,
     OfferRedeemed,
     RedemptionRolledBack,
 )
-from functions.core.events import EventPublishError, FailedEntry, InMemoryPublisher
+from functions.core.events import InMemoryPublisher
 from functions.core.money import Money
 from functions.core.observability import instrumented
 from functions.core.tables import CAMPAIGNS
@@ -49,6 +48,14 @@ from functions.offers.outbox import (
 )
 from functions.offers.qr import payload_for
 from infra.local.proxy_event import lambda_context
+from tests.support.bus import (
+    RefusingPublisher,
+    publishing_environment,
+    tap_the_bus,
+    the_one_envelope,
+)
+from tests.support.streams import batch
+from tests.support.streams import stream_record as stream_record_of
 from tests.unit.core.log_capture import captured_logs, metric_values
 from tests.unit.data.factories import make_campaign, make_offer
 
@@ -103,41 +110,8 @@ def rolled_back(**changes: Any) -> Redemption:
     )
 
 
-def stream_record(
-    event_name: str,
-    *,
-    old: Model | None = None,
-    new: Model | None = None,
-    sequence: int = 1,
-) -> dict[str, Any]:
-    """A DynamoDB stream record as Lambda delivers it (NEW_AND_OLD_IMAGES)."""
-    item = new if new is not None else old
-    assert item is not None
-    image = item.serialize()
-    change: dict[str, Any] = {
-        "ApproximateCreationDateTime": 1804232400,
-        "Keys": {"pk": image["pk"], "sk": image["sk"]},
-        "SequenceNumber": f"{sequence:021d}",
-        "SizeBytes": 256,
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if new is not None:
-        change["NewImage"] = new.serialize()
-    if old is not None:
-        change["OldImage"] = old.serialize()
-    return {
-        "eventID": f"event-{sequence}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "ap-northeast-1",
-        "dynamodb": change,
-        "eventSourceARN": STREAM_ARN,
-    }
-
-
-def batch(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
+# Every record of these tests committed at COMMITTED_AT, on the Campaigns table's stream.
+stream_record = functools.partial(stream_record_of, created=1804232400, stream_arn=STREAM_ARN)
 
 
 # -- the key prefixes are the models' -------------------------------------------------
@@ -324,20 +298,9 @@ def test_different_facts_have_different_event_ids() -> None:
 # -- the handler ------------------------------------------------------------------------
 
 
-class RefusingPublisher(InMemoryPublisher):
-    """Publishes like the real one, except the events of the listed redemptions, which
-    EventBridge keeps refusing."""
-
-    def __init__(self, refused: set[str]) -> None:
-        super().__init__()
-        self.refused = refused
-
-    def publish(self, *details: EventDetail) -> None:
-        for detail in details:
-            if getattr(detail, "redemptionId", None) in self.refused:
-                failure = FailedEntry(detail.detail_type, detail.eventId, "InternalFailure", "")
-                raise EventPublishError([failure], attempts=3)
-        super().publish(*details)
+def refusing(refused: set[str]) -> RefusingPublisher:
+    """A publisher EventBridge keeps refusing the events of the listed redemptions on."""
+    return RefusingPublisher(refused, field="redemptionId")
 
 
 def test_each_event_of_a_batch_is_published() -> None:
@@ -356,7 +319,7 @@ def test_each_event_of_a_batch_is_published() -> None:
 
 
 def test_a_record_that_cannot_be_published_fails_alone() -> None:
-    events = RefusingPublisher(refused={"rdm_02"})
+    events = refusing({"rdm_02"})
     response = Outbox(events).handle(
         batch(
             stream_record("INSERT", new=redemption(redemption_id="rdm_01"), sequence=1),
@@ -457,7 +420,7 @@ def test_each_record_that_cannot_be_published_is_counted_as_a_failure(
 ) -> None:
     unreadable = stream_record("INSERT", new=redemption(redemption_id="rdm_03"), sequence=3)
     del unreadable["dynamodb"]["NewImage"]
-    outbox = Outbox(RefusingPublisher(refused={"rdm_02"}), clock=lambda: COMMITTED_AT)
+    outbox = Outbox(refusing({"rdm_02"}), clock=lambda: COMMITTED_AT)
 
     with captured_logs() as logs:
         response = instrumented(outbox.handle)(
@@ -524,32 +487,15 @@ def test_the_tables_own_stream_yields_the_events_of_real_writes(tables: list[str
 def test_the_handler_publishes_to_the_bus(
     tables: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    events.create_event_bus(Name="rebates")
-    queue = sqs.create_queue(QueueName="tap")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    events.put_rule(
-        Name="tap", EventBusName="rebates", EventPattern=json.dumps({"source": ["rebates.offers"]})
-    )
-    events.put_targets(
-        Rule="tap",
-        EventBusName="rebates",
-        Targets=[{"Id": "q", "Arn": queue_arn["Attributes"]["QueueArn"]}],
-    )
-    for name, value in {
-        "POWERTOOLS_SERVICE_NAME": "offers",
-        "REBATES_VERSION": "test",
-        "EVENT_BUS_NAME": "rebates",
-    }.items():
-        monkeypatch.setenv(name, value)
+    queue = tap_the_bus("rebates.offers")
+    publishing_environment(monkeypatch, "offers")
     outbox_module._outbox.cache_clear()
     record = stream_record("INSERT", new=redemption())
 
     response = outbox_module.handler(batch(record), lambda_context("outbox"))
 
     assert response == {"batchItemFailures": []}
-    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
-    envelope = json.loads(message["Body"])
+    envelope = the_one_envelope(queue)
     assert envelope["source"] == "rebates.offers"
     assert envelope["detail-type"] == "OfferRedeemed"
     expected = event_for(record)
