@@ -69,6 +69,17 @@ def _local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wallet(args: argparse.Namespace) -> int:
+    from cli.target import TargetUnavailable, from_args
+    from cli.wallet import run_audit
+
+    try:
+        return run_audit(args.customer_id, from_args(args))
+    except TargetUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
 def _outputs(args: argparse.Namespace) -> int:
     from cli.target import TargetUnavailable, from_args
 
@@ -126,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", help="the campaign file, e.g. spring.yaml")
     campaigns.set_defaults(run=_campaigns)
+
+    wallet = commands.add_parser("wallet", parents=[target], help="check a customer's wallet")
+    wallet_actions = wallet.add_subparsers(dest="action", metavar="ACTION", required=True)
+    audit = wallet_actions.add_parser(
+        "audit",
+        parents=[target],
+        help="check that entries, lots and balances agree; exit 1 with the differences",
+    )
+    audit.add_argument("customer_id", metavar="CUSTOMER_ID", help="the storefront's customer id")
+    wallet.set_defaults(run=_wallet)
 
     outputs = commands.add_parser(
         "outputs",

@@ -19,7 +19,11 @@ from functions.core.api import PUBLIC_ROUTES, UNSUPPORTED_MEDIA_TYPE, make_resol
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, Idempotency
 
 # Module paths of every module that declares a `router`; later domains add theirs.
-API_ROUTER_MODULES: tuple[str, ...] = ("functions.core.health", "functions.offers.handlers.api")
+API_ROUTER_MODULES: tuple[str, ...] = (
+    "functions.core.health",
+    "functions.offers.handlers.api",
+    "functions.wallet.handlers.api",
+)
 
 TITLE = "Rebates API"
 API_VERSION = "1"

@@ -31,7 +31,7 @@ class RebatesStack(Stack):
         self.campaigns = Campaigns(self, "Campaigns", platform=self.platform)
         self.offers = Offers(self, "Offers", platform=self.platform, api=self.api)
         self.claims = Claims(self, "Claims", platform=self.platform)
-        self.wallet = Wallet(self, "Wallet", platform=self.platform)
+        self.wallet = Wallet(self, "Wallet", platform=self.platform, api=self.api)
         self.notifications = Notifications(self, "Notifications", platform=self.platform)
         self.analytics = Analytics(self, "Analytics", platform=self.platform)
 

@@ -57,6 +57,8 @@ import functions
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
+    from functions.core.money import Money
+
 logger = Logger()
 
 DETAILED_TRACING_ENV: Final = "REBATES_DETAILED_TRACING"
@@ -223,6 +225,17 @@ class Metric(StrEnum):
     CAMPAIGN_FILES_REJECTED = "CampaignFilesRejected"
     OUTBOX_LAG = "OutboxLag"
     OUTBOX_PUBLISH_FAILURES = "OutboxPublishFailures"
+    CASHBACK_CREDITS = "CashbackCredits"
+    CASHBACK_CREDITED_AMOUNT = "CashbackCreditedAmount"
+    CASHBACK_RELEASES = "CashbackReleases"
+    CASHBACK_RELEASED_AMOUNT = "CashbackReleasedAmount"
+    CASHBACK_SPENDS = "CashbackSpends"
+    CASHBACK_SPENT_AMOUNT = "CashbackSpentAmount"
+    CASHBACK_REVERSALS = "CashbackReversals"
+    CASHBACK_REVERSED_AMOUNT = "CashbackReversedAmount"
+    CASHBACK_EXPIRIES = "CashbackExpiries"
+    CASHBACK_EXPIRED_AMOUNT = "CashbackExpiredAmount"
+    WALLET_SWEEP_LAG = "WalletSweepLag"
 
 
 def record_redemption(channel: str) -> None:
@@ -259,6 +272,56 @@ def record_outbox_lag(milliseconds: float) -> None:
 def record_outbox_failure() -> None:
     """A stream record's event could not be published (this attempt)."""
     _record(Metric.OUTBOX_PUBLISH_FAILURES, MetricUnit.Count, 1)
+
+
+def _record_movement(count: Metric, total: Metric, amounts: Mapping[str, int], n: int) -> None:
+    # The count has no currency, the amount has: minor units of different currencies
+    # never add up, and a deployment holds a few ISO codes (a dimension value, not an id).
+    _record(count, MetricUnit.Count, n)
+    for currency, amount in amounts.items():
+        _record(total, MetricUnit.Count, max(0, amount), currency=currency)
+
+
+def record_cashback_credited(amount: Money) -> None:
+    """A lot was credited: a purchase's cashback or an approved claim's rebate."""
+    _record_movement(
+        Metric.CASHBACK_CREDITS,
+        Metric.CASHBACK_CREDITED_AMOUNT,
+        {amount.currency: amount.amount},
+        1,
+    )
+
+
+def record_cashback_spent(amount: Money) -> None:
+    """Available cashback was spent at checkout."""
+    _record_movement(
+        Metric.CASHBACK_SPENDS, Metric.CASHBACK_SPENT_AMOUNT, {amount.currency: amount.amount}, 1
+    )
+
+
+def record_cashback_reversed(amount: Money) -> None:
+    """A refund took `amount` back from one lot (what it still held and what became owed)."""
+    _record_movement(
+        Metric.CASHBACK_REVERSALS,
+        Metric.CASHBACK_REVERSED_AMOUNT,
+        {amount.currency: amount.amount},
+        1,
+    )
+
+
+def record_cashback_released(count: int, amounts: Mapping[str, int]) -> None:
+    """`count` pending lots became available, `amounts` in all by currency (the sweep)."""
+    _record_movement(Metric.CASHBACK_RELEASES, Metric.CASHBACK_RELEASED_AMOUNT, amounts, count)
+
+
+def record_cashback_expired(count: int, amounts: Mapping[str, int]) -> None:
+    """The unspent remainders of `count` lots expired, `amounts` by currency (the sweep)."""
+    _record_movement(Metric.CASHBACK_EXPIRIES, Metric.CASHBACK_EXPIRED_AMOUNT, amounts, count)
+
+
+def record_sweep_lag(seconds: float) -> None:
+    """How long after its due instant the most overdue lot of a wallet sweep moved."""
+    _record(Metric.WALLET_SWEEP_LAG, MetricUnit.Seconds, max(0.0, seconds))
 
 
 Dimensions = tuple[tuple[str, str], ...]

@@ -56,12 +56,15 @@ CLAIMS = TableSpec(
 )
 
 # Cashback ledger entries and the per-customer balance item.
+# Its stream is the wallet outbox (functions/wallet/outbox.py): purchases, refunds and
+# ledger entries become events from the committed items, so the API never calls PutEvents.
 WALLET = TableSpec(
     logical_id="WalletTable",
     env_var="WALLET_TABLE",
     partition_key="pk",
     sort_key="sk",
     indexes=(IndexSpec("gsi1", "gsi1pk", "gsi1sk"),),
+    stream=True,
     default_name="rebates-wallet",
 )
 

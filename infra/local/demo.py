@@ -241,7 +241,149 @@ def act_campaigns_and_offers(demo: Demo) -> None:
     demo.check(f"storefront: the retried payment redeems {code} again ({status})", status == 201)
 
 
-ACTS: list[Callable[[Demo], None]] = [act_platform, act_campaigns_and_offers]
+# In the summer cashback campaign's window (June to August 2027, New York).
+SUMMER_NOW = datetime(2027, 7, 1, 16, 0, tzinfo=UTC)
+WALLET_SWEEP_RULE = "WalletSweepSchedule"
+
+
+def _dollars(money: dict[str, Any] | None) -> str:
+    """`{"amount": 1600, "currency": "USD"}` -> `$16.00` (the act's campaign is in USD)."""
+    if not money:
+        return "none"
+    return f"${money['amount'] // 100:,}.{money['amount'] % 100:02d}"
+
+
+def _summer_order(order_id: str, *lines: tuple[str, str, int]) -> dict[str, Any]:
+    items = [
+        {"sku": sku, "category": category, "quantity": 1, "unitPrice": price}
+        for sku, category, price in lines
+    ]
+    return {
+        "orderId": order_id,
+        "customerId": "ben",
+        "channel": "online",
+        "placedAt": SUMMER_NOW.isoformat().replace("+00:00", "Z"),
+        "currency": "USD",
+        "items": items,
+        "total": sum(price for _, _, price in lines),
+    }
+
+
+def act_wallet(demo: Demo) -> None:
+    print("\n== Wallet: purchases earn cashback, a refund takes part back, the customer spends ==")
+    http = demo.http
+    report = _upload(
+        demo,
+        "campaigns/summer-cashback-2027.yaml",
+        (EXAMPLES / "summer-cashback-2027.yaml").read_bytes(),
+    )
+    demo.check(
+        f"marketer: summer-cashback-2027 is published as version {report.get('version')} "
+        "(5% back on tents, backpacks and sleeping bags, at most $20.00, after 30 days)",
+        report["status"] == "published",
+    )
+    offset = int((SUMMER_NOW - datetime.now(UTC)).total_seconds())
+    http.call("POST", "/_local/clock", {"offsetSeconds": offset}, key=False)
+    print(f"  (the clock now reads {SUMMER_NOW.isoformat()})")
+
+    tent = _summer_order("summer-1001", ("TENT-4", "tents", 32000), ("SOCKS", "apparel", 1500))
+    status, first = http.call("POST", "/v1/purchases", tent)
+    _, replayed = http.call("POST", "/v1/purchases", tent)
+    (earning,) = first.get("earnings") or [{}]
+    demo.check(
+        f"storefront: ben's $335.00 order (a $320.00 tent and socks) earns "
+        f"{_dollars(earning.get('amount'))}, pending until {earning.get('availableAt')}; the "
+        "same order sent again is the same purchase",
+        status == 202
+        and earning.get("outcome") == "credited"
+        and earning["amount"]["amount"] == 1600
+        and replayed == first,
+    )
+    pack = _summer_order("summer-1002", ("PACK-30", "backpacks", 12000))
+    _, second = http.call("POST", "/v1/purchases", pack)
+    (earning,) = second.get("earnings") or [{}]
+    demo.check(
+        f"storefront: a $120.00 backpack earns {_dollars(earning.get('amount'))}",
+        earning.get("amount", {}).get("amount") == 600,
+    )
+    refund = {"refundId": "summer-1001-r1", "amount": 16750, "currency": "USD"}
+    status, refunded = http.call("POST", "/v1/purchases/summer-1001/refunds", refund)
+    _, again = http.call("POST", "/v1/purchases/summer-1001/refunds", refund)
+    (reversal,) = refunded.get("reversals") or [{}]
+    demo.check(
+        f"storefront: half the tent order is refunded: {_dollars(reversal.get('reversed'))} "
+        "of its cashback is taken back (it keeps floor(1600 x 16750 / 33500)); the refund "
+        "sent again changes nothing",
+        status == 202
+        and reversal.get("reversed", {}).get("amount") == 800
+        and again.get("refundedTotal") == refunded.get("refundedTotal"),
+    )
+    _, wallet = http.call("GET", "/v1/customers/ben/wallet")
+    demo.check(
+        f"customer: ben's wallet: {_dollars(wallet.get('pending'))} pending, "
+        f"{_dollars(wallet.get('available'))} available, next release "
+        f"{(wallet.get('nextRelease') or {}).get('at')}",
+        wallet.get("pending", {}).get("amount") == 1400
+        and wallet.get("available", {}).get("amount") == 0,
+    )
+
+    http.call("POST", "/_local/clock", {"advanceSeconds": 31 * 24 * 3600}, key=False)
+    status, _ = http.call("POST", f"/_local/fire/{WALLET_SWEEP_RULE}", {}, key=False)
+    http.call("POST", "/_local/drain", {"timeoutSeconds": 30}, key=False)
+    _, wallet = http.call("GET", "/v1/customers/ben/wallet")
+    demo.check(
+        f"operator: 31 days on, the sweep releases ben's cashback: "
+        f"{_dollars(wallet.get('available'))} available, expiring "
+        f"{(wallet.get('nextExpiry') or {}).get('at')}",
+        status == 200 and wallet.get("available", {}).get("amount") == 1400,
+    )
+    spend = {"orderId": "summer-2001", "amount": 1000, "currency": "USD"}
+    status, spent = http.call(
+        "POST", "/v1/customers/ben/wallet/spend", spend, idempotency_key="checkout-2001"
+    )
+    _, spent_again = http.call(
+        "POST", "/v1/customers/ben/wallet/spend", spend, idempotency_key="checkout-2001"
+    )
+    drawn = ", ".join(
+        f"{_dollars(lot['amount'])} from {lot['lotId']}" for lot in spent.get("lots", [])
+    )
+    demo.check(
+        f"storefront: ben spends $10.00 at checkout ({drawn}); the retry is the same spend",
+        status == 201 and spent.get("available", {}).get("amount") == 400 and spent_again == spent,
+    )
+    status, refused = http.call(
+        "POST",
+        "/v1/customers/ben/wallet/spend",
+        {"orderId": "summer-2002", "amount": 500, "currency": "USD"},
+    )
+    demo.check(
+        f"storefront: spending $5.00 more is {status} {(refused.get('error') or {}).get('code')}",
+        status == 409,
+    )
+    _, wallet = http.call("GET", "/v1/customers/ben/wallet")
+    print(
+        f"      wallet: available {_dollars(wallet.get('available'))}, pending "
+        f"{_dollars(wallet.get('pending'))}, owed {_dollars(wallet.get('owed'))}"
+    )
+    for entry in reversed(wallet.get("entries", [])):
+        print(f"      {entry['recordedAt']}  {entry['kind']:<8} {_dollars(entry['amount']):>8}")
+    audit = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--target", "local", "wallet", "audit", "ben"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in audit.stdout.strip().splitlines():
+        print(f"      {line}")
+    demo.check(
+        "operator: `rebates wallet audit ben` finds entries, lots and balances agree",
+        audit.returncode == 0,
+    )
+    http.call("POST", "/_local/clock", {"offsetSeconds": 0}, key=False)
+
+
+ACTS: list[Callable[[Demo], None]] = [act_platform, act_campaigns_and_offers, act_wallet]
 
 
 def start_cloud() -> subprocess.Popen[bytes]:

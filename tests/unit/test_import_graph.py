@@ -46,6 +46,8 @@ PURE: tuple[str, ...] = (
     "functions.offers.logic",
     "functions.offers.errors",
     "functions.offers.qr",
+    "functions.wallet.logic",
+    "functions.wallet.errors",
 )
 IMPURE_ROOTS = frozenset({"boto3", "botocore", "pynamodb"})
 

@@ -44,7 +44,7 @@ def cashback_credit(entry_id: str, amount: int, limits: BudgetLimits = LIMITS) -
         customer_id="cust-1",
         kind="credit",
         amount=Money(amount=amount, currency="JPY"),
-        bucket="pending",
+        pending_delta=amount,
         campaign_id=CAMPAIGN,
         recorded_at=T0,
     )
