@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,13 +45,16 @@ FLOOR_MODULE: Final = "bench_floor"
 # its third day, through the clock offset every function reads (as the demo does).
 NOW: Final = datetime(2027, 5, 3, 3, 0, tzinfo=UTC)
 CAMPAIGN_FILE: Final = ROOT / "examples" / "campaigns" / "store-opening-2027.json"
+# The id of the campaign the seeding publishes from `CAMPAIGN_FILE` (the claims credit
+# names it).
+BENCH_CAMPAIGN_ID: Final = "store-opening-2027"
 # Unique codes per offer in the files the bench publishes: enough to exercise
 # provisioning, few enough that moto answers quickly.
 BENCH_UNIQUE_CODES: Final = 100
-CART: Final = {
-    "currency": "JPY",
-    "items": [{"sku": "TENT-2", "category": "tents", "quantity": 1, "unitPrice": 24000}],
-}
+LINES: Final[list[dict[str, Any]]] = [
+    {"sku": "TENT-2", "category": "tents", "quantity": 1, "unitPrice": 24000}
+]
+CART: Final = {"currency": "JPY", "items": LINES}
 
 # The child: import, first request, warm request; one JSON line after RESULT_MARK.
 CHILD: Final = """
@@ -185,6 +189,7 @@ class Seeded:
     outbox_event: dict[str, Any]
     table: str
     table_key: dict[str, Any]
+    wallet_outbox_event: dict[str, Any]
     counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
 
 
@@ -203,6 +208,44 @@ def _redemption(n: int) -> dict[str, Any]:
         "cart": CART,
     }
     return _proxy("POST", "/v1/redemptions", body)
+
+
+def _purchase(n: int) -> dict[str, Any]:
+    # No cashback campaign runs in the bench's cloud: the purchase is recorded and earns
+    # nothing, after reading which campaigns run.
+    body = {
+        "orderId": f"bench-purchase-{n}",
+        "customerId": f"bench-customer-{n}",
+        "channel": "online",
+        "placedAt": NOW.isoformat(),
+        "currency": "JPY",
+        "items": LINES,
+        "total": sum(line["quantity"] * line["unitPrice"] for line in LINES),
+    }
+    return _proxy("POST", "/v1/purchases", body)
+
+
+def _claim_credit(n: int) -> dict[str, Any]:
+    """What the claims state machine hands the credit task for an approved claim."""
+    return {
+        "customerId": f"bench-claimant-{n}",
+        "campaignId": BENCH_CAMPAIGN_ID,
+        "claimId": f"clm_bench_{n}",
+        "amount": {"amount": 500, "currency": "JPY"},
+        "approvedAt": NOW.isoformat(),
+    }
+
+
+def _sweep_event() -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/bench-sweep"],
+        "detail": {},
+    }
 
 
 def _campaign_document(suffix: str, n: int | None = None) -> dict[str, Any]:
@@ -282,6 +325,14 @@ def _no_failures(response: Any) -> bool:
     return isinstance(response, dict) and response.get("batchItemFailures") == []
 
 
+def _credited(response: Any) -> bool:
+    return isinstance(response, dict) and bool(response.get("lotId"))
+
+
+def _swept(response: Any) -> bool:
+    return isinstance(response, dict) and "released" in response
+
+
 # Keyed by the template's Handler. A deployed handler missing here is still measured for
 # its import, and the report says it has no first-request figure until one is added.
 REPRESENTATIVE: Final[dict[str, Representative]] = {
@@ -299,6 +350,27 @@ REPRESENTATIVE: Final[dict[str, Representative]] = {
     "functions.offers.handlers.outbox.handler": Representative(
         "the Campaigns-table stream batch of one redemption (OfferRedeemed published)",
         lambda seeded: (seeded.outbox_event, seeded.outbox_event),
+        _no_failures,
+    ),
+    "functions.wallet.handlers.api.handler": Representative(
+        "POST /v1/purchases of a new order, no idempotency key (no cashback campaign runs: "
+        "recorded, earning nothing)",
+        lambda seeded: (_purchase(next(seeded.counter)), _purchase(next(seeded.counter))),
+        _status(202),
+    ),
+    "functions.wallet.handlers.credit.handler": Representative(
+        "the claims workflow's credit of an approved claim (a new lot, available at once)",
+        lambda seeded: (_claim_credit(next(seeded.counter)), _claim_credit(next(seeded.counter))),
+        _credited,
+    ),
+    "functions.wallet.handlers.sweep.handler": Representative(
+        "the scheduled sweep with nothing due (a sweep has run before)",
+        lambda seeded: (_sweep_event(), _sweep_event()),
+        _swept,
+    ),
+    "functions.wallet.handlers.outbox.handler": Representative(
+        "the Wallet-table stream batch of one purchase (PurchaseRecorded published)",
+        lambda seeded: (seeded.wallet_outbox_event, seeded.wallet_outbox_event),
         _no_failures,
     ),
     "functions.campaigns.handlers.loader.handler": Representative(
@@ -366,6 +438,22 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         published = cloud.runtime.wait_for(
             lambda inv: inv.function_name == outbox and not inv.is_error, timeout=30.0
         )
+        wallet_api = _function_named(cloud, "functions.wallet.handlers.api.handler")
+        wallet_outbox = _function_named(cloud, "functions.wallet.handlers.outbox.handler")
+        sweep = _function_named(cloud, "functions.wallet.handlers.sweep.handler")
+        purchased = cloud.runtime.invoke(wallet_api, _purchase(0))
+        if purchased.is_error or purchased.payload.get("statusCode") != 202:
+            raise RuntimeError(
+                f"the seeding purchase failed: {purchased.payload or purchased.error}"
+            )
+        recorded = cloud.runtime.wait_for(
+            lambda inv: inv.function_name == wallet_outbox and not inv.is_error, timeout=30.0
+        )
+        # The first sweep ever scans back its whole lookback; the bench's children find
+        # one done before them, as a deployed stack's sweep does after its first run.
+        swept = cloud.runtime.invoke(sweep, _sweep_event())
+        if swept.is_error:
+            raise RuntimeError(f"the seeding sweep failed: {swept.error}")
         assert cloud.pollers is not None
         cloud.pollers.stop()
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
@@ -373,7 +461,7 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         table = api_env["CAMPAIGNS_TABLE"]
         schema = cloud.client("dynamodb").describe_table(TableName=table)["Table"]["KeySchema"]
         table_key = {k["AttributeName"]: {"S": "bench#floor"} for k in schema}
-        yield Seeded(cloud, bucket, published.event, table, table_key)
+        yield Seeded(cloud, bucket, published.event, table, table_key, recorded.event)
     finally:
         cloud.stop()
         os.environ.clear()
