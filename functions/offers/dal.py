@@ -39,18 +39,18 @@ from typing import Final, TypeVar
 from functions.campaigns import budget
 from functions.campaigns.budget import BudgetLimits
 from functions.campaigns.codes import ALPHABET
-from functions.campaigns.config import CampaignConfig, parse_campaign
+from functions.campaigns.config import CampaignConfig
 from functions.campaigns.models import (
     Campaign,
     Code,
     Offer,
     get_campaign,
-    get_campaign_file,
     get_code,
     get_offer,
     list_campaigns,
     list_offers,
 )
+from functions.campaigns.published import PublishedFiles
 from functions.campaigns.states import ACTIVE
 from functions.core.ids import new_id
 from functions.core.models import Transaction, TransactionCancelled
@@ -102,8 +102,6 @@ _TRANSIENT: Final = frozenset({"TransactionConflict", "ThrottlingError"})
 # Unissued codes fetched per pool query, and pool queries before giving up on contention.
 _POOL_PAGE: Final = 10
 _POOL_ROUNDS: Final = 5
-# Parsed campaign files kept per container (oldest dropped first).
-_MAX_CACHED_FILES: Final = 256
 
 T = TypeVar("T")
 
@@ -148,7 +146,7 @@ class CampaignCache:
         self._ttl = ttl.total_seconds()
         self._clock = clock
         self._entries: dict[str, _Cached] = {}
-        self._files: dict[tuple[str, int], CampaignConfig] = {}
+        self._files = PublishedFiles()
         self._lock = threading.Lock()
 
     def get(self, campaign_id: str) -> LiveCampaign | None:
@@ -200,20 +198,7 @@ class CampaignCache:
         )
 
     def _file(self, campaign_id: str, version: int) -> CampaignConfig:
-        with self._lock:
-            cached = self._files.get((campaign_id, version))
-        if cached is not None:
-            return cached
-        document = get_campaign_file(campaign_id, version)
-        if document is None:
-            # publish_campaign writes the version and the campaign in one transaction.
-            raise LookupError(f"campaign {campaign_id} has no version {version}")
-        config = parse_campaign(document)
-        with self._lock:
-            if len(self._files) >= _MAX_CACHED_FILES:
-                self._files.pop(next(iter(self._files)))
-            self._files[(campaign_id, version)] = config
-        return config
+        return self._files.file(campaign_id, version)
 
     def clear(self) -> None:
         with self._lock:

@@ -52,8 +52,9 @@ from pynamodb.expressions.update import Action
 
 from functions.campaigns import budget
 from functions.campaigns.budget import BudgetLimits
-from functions.campaigns.config import CampaignConfig, parse_campaign
-from functions.campaigns.models import Campaign, get_campaign, get_campaign_file, list_campaigns
+from functions.campaigns.config import CampaignConfig
+from functions.campaigns.models import Campaign, get_campaign, list_campaigns
+from functions.campaigns.published import PublishedFiles
 from functions.campaigns.rewards import Cart
 from functions.campaigns.states import ACTIVE
 from functions.core.clock import instant_key
@@ -169,8 +170,6 @@ _INDEX_SETTLING: Final = timedelta(hours=1)
 # the index showed late, or written due on a day already completed (the local cloud's
 # clock moved back after a run), is moved all the same.
 _RESCAN: Final = timedelta(days=7)
-# Parsed campaign files kept per container (oldest dropped first).
-_MAX_CACHED_FILES: Final = 256
 
 
 # -- the interface's values -----------------------------------------------------------
@@ -326,7 +325,7 @@ class CashbackCampaigns:
         self._clock = clock
         self._active: tuple[tuple[CashbackCampaign, ...], float] | None = None
         self._by_id: dict[str, tuple[CashbackCampaign | None, float]] = {}
-        self._files: dict[tuple[str, int], CampaignConfig] = {}
+        self._files = PublishedFiles()
         self._lock = threading.Lock()
 
     def moment(self) -> float:
@@ -377,20 +376,7 @@ class CashbackCampaigns:
         )
 
     def _file(self, campaign_id: str, version: int) -> CampaignConfig:
-        with self._lock:
-            cached = self._files.get((campaign_id, version))
-        if cached is not None:
-            return cached
-        document = get_campaign_file(campaign_id, version)
-        if document is None:
-            # publish_campaign writes the version and the campaign in one transaction.
-            raise LookupError(f"campaign {campaign_id} has no version {version}")
-        config = parse_campaign(document)
-        with self._lock:
-            if len(self._files) >= _MAX_CACHED_FILES:
-                self._files.pop(next(iter(self._files)))
-            self._files[(campaign_id, version)] = config
-        return config
+        return self._files.file(campaign_id, version)
 
     def clear(self) -> None:
         with self._lock:
