@@ -388,6 +388,29 @@ class CashbackCampaigns:
 # -- helpers --------------------------------------------------------------------------
 
 
+def _commit_lot_move(
+    lot: Lot,
+    lot_change: tuple[list[Action], Condition | None],
+    balance_change: tuple[list[Action], Condition | None],
+    entry: LedgerEntry,
+) -> bool:
+    """One transaction: the lot's change, its balance's and the entry with its marker.
+
+    False, writing nothing, when what was read before it has moved since (the caller
+    reads again and decides anew); any other refusal is raised."""
+    transaction = Transaction()
+    transaction.update("lot", Lot.ref(lot.customer_id, lot.currency, lot.lot_id), *lot_change)
+    transaction.update("balance", Balance.ref(lot.customer_id, lot.currency), *balance_change)
+    _put_entry(transaction, entry)
+    try:
+        transaction.commit()
+    except TransactionCancelled as cancelled:
+        if not _moved(cancelled, "lot", "balance", "marker"):
+            raise
+        return False
+    return True
+
+
 def _backoff(attempt: int) -> None:
     ceiling = min(_MAX_BACKOFF_SECONDS, _FIRST_BACKOFF_SECONDS * 2**attempt)
     time.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not a secret
@@ -1436,25 +1459,10 @@ class WalletStore:
                 available=amount - settled,
                 owed=-settled,
             )
-            transaction = Transaction()
-            transaction.update(
-                "lot",
-                Lot.ref(lot.customer_id, lot.currency, lot.lot_id),
-                lot_actions,
-                lot_condition,
+            moved = _commit_lot_move(
+                lot, (lot_actions, lot_condition), (balance_actions, balance_condition), entry
             )
-            transaction.update(
-                "balance",
-                Balance.ref(lot.customer_id, lot.currency),
-                balance_actions,
-                balance_condition,
-            )
-            _put_entry(transaction, entry)
-            try:
-                transaction.commit()
-            except TransactionCancelled as cancelled:
-                if not _moved(cancelled, "lot", "balance", "marker"):
-                    raise
+            if not moved:
                 _backoff(attempt)
                 lot = Lot.get_or_none(*Lot.key(lot.customer_id, lot.currency, lot.lot_id))
                 continue
@@ -1492,25 +1500,10 @@ class WalletStore:
                 lots=[_part(lot, amount)],
                 lot=lot,
             )
-            transaction = Transaction()
-            transaction.update(
-                "lot",
-                Lot.ref(lot.customer_id, lot.currency, lot.lot_id),
-                lot_actions,
-                lot_condition,
+            moved = _commit_lot_move(
+                lot, (lot_actions, lot_condition), (balance_actions, balance_condition), entry
             )
-            transaction.update(
-                "balance",
-                Balance.ref(lot.customer_id, lot.currency),
-                balance_actions,
-                balance_condition,
-            )
-            _put_entry(transaction, entry)
-            try:
-                transaction.commit()
-            except TransactionCancelled as cancelled:
-                if not _moved(cancelled, "lot", "balance", "marker"):
-                    raise
+            if not moved:
                 _backoff(attempt)
                 lot = Lot.get_or_none(*Lot.key(lot.customer_id, lot.currency, lot.lot_id))
                 continue
