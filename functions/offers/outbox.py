@@ -21,9 +21,6 @@ Items are read back through their PynamoDB models (a stream image is the item in
 DynamoDB JSON the table stores, which ``Model.from_raw_data`` reads), so attribute names
 and types are declared in one place, `functions.offers.models`.
 
-`commit_age` says how long after its commit a record is handled: the outbox's lag, the
-metric that shows events falling behind the table.
-
 `STREAM_FILTERS` says the same three cases as Lambda event filter patterns, so the function
 is only invoked for them: bulk code generation writes 100,000 items nobody needs to hear
 about. `event_for` still decides on its own; a record the filters let through by mistake is
@@ -43,7 +40,6 @@ from functions.core.outbox import (
     MODIFY,
     OutboxRecordError,
     begins_with,
-    commit_age,
     event_id,
     stream_image,
     string_key,
@@ -57,8 +53,6 @@ __all__ = [
     "REDEMPTION_PREFIX",
     "STREAM_FILTERS",
     "OfferEvent",
-    "OutboxRecordError",
-    "commit_age",
     "event_for",
 ]
 

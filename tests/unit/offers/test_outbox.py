@@ -27,6 +27,7 @@ from functions.core.event_types import (
 from functions.core.events import InMemoryPublisher
 from functions.core.money import Money
 from functions.core.observability import instrumented
+from functions.core.outbox import OutboxRecordError, commit_age
 from functions.core.tables import CAMPAIGNS
 from functions.offers.handlers import outbox as outbox_module
 from functions.offers.handlers.outbox import Outbox
@@ -42,8 +43,6 @@ from functions.offers.outbox import (
     CUSTOMER_PREFIX,
     ISSUE_PREFIX,
     REDEMPTION_PREFIX,
-    OutboxRecordError,
-    commit_age,
     event_for,
 )
 from functions.offers.qr import payload_for
