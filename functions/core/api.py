@@ -61,6 +61,7 @@ from functions.core.validation import (
     MAX_REPORTED_ERRORS,
     MalformedJson,
     describe_errors,
+    explained_errors,
     parse_json_document,
 )
 
@@ -91,7 +92,7 @@ class UnsupportedMediaType(RebatesError):
 
 
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
-    errors = error.errors()
+    errors = explained_errors(error.errors())
     problems = describe_errors(errors, limit=MAX_REPORTED_ERRORS)
     message = "The request is malformed: " + "; ".join(
         f"{p['path']}: {p['message']}" for p in problems

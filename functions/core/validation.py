@@ -19,6 +19,7 @@ __all__ = [
     "MAX_REPORTED_ERRORS",
     "MalformedJson",
     "describe_errors",
+    "explained_errors",
     "format_location",
     "parse_json_document",
 ]
@@ -52,26 +53,36 @@ def format_location(location: Sequence[int | str]) -> str:
     return path or "$"
 
 
-def describe_errors(
-    errors: Iterable[Mapping[str, Any]], *, limit: int | None = None
-) -> list[dict[str, str]]:
-    """pydantic `errors()` entries → `[{"path", "message"}]`, in input order, the first
-    `limit` of them, with over-long keys in paths cut short."""
+def explained_errors(errors: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """pydantic `errors()` entries without those another entry already explains.
+
+    pydantic counts only the items that validated, so a one-item list whose item is
+    wrong is also "too short": the item's own error says what is wrong.
+    """
     errors = list(errors)
     failed_inside = {
         tuple(error.get("loc", ()))[:end]
         for error in errors
         for end in range(len(tuple(error.get("loc", ()))))
     }
+    return [
+        error
+        for error in errors
+        if not (error.get("type") == "too_short" and tuple(error.get("loc", ())) in failed_inside)
+    ]
+
+
+def describe_errors(
+    errors: Iterable[Mapping[str, Any]], *, limit: int | None = None
+) -> list[dict[str, str]]:
+    """pydantic `errors()` entries → `[{"path", "message"}]`, in input order, the first
+    `limit` of them, with over-long keys in paths cut short. Pass `explained_errors`
+    first to leave out what another error already explains."""
     described: list[dict[str, str]] = []
     for error in errors:
         if limit is not None and len(described) >= limit:
             break
         location = tuple(_shortened(part) for part in error.get("loc", ()))
-        if error.get("type") == "too_short" and tuple(error.get("loc", ())) in failed_inside:
-            # pydantic counts only the items that validated, so a one-item list whose item
-            # is wrong is also "too short": the item's own error says what is wrong.
-            continue
         described.append({"path": format_location(location), "message": str(error.get("msg", ""))})
     return described
 

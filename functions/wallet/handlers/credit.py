@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from functions.core.clock import utc_now
 from functions.core.observability import instrumented, logger, record_cashback_credited
-from functions.core.validation import MAX_REPORTED_ERRORS, describe_errors
+from functions.core.validation import MAX_REPORTED_ERRORS, describe_errors, explained_errors
 from functions.wallet.dal import CreditRequest, WalletStore
 from functions.wallet.schemas import ClaimCredit, ClaimCredited
 
@@ -43,7 +43,7 @@ def parse(event: Any) -> ClaimCredit:
         return ClaimCredit.model_validate(event)
     except ValidationError as error:
         raise InvalidCreditRequest(
-            describe_errors(error.errors(), limit=MAX_REPORTED_ERRORS)
+            describe_errors(explained_errors(error.errors()), limit=MAX_REPORTED_ERRORS)
         ) from None
 
 

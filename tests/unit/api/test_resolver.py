@@ -82,6 +82,8 @@ def test_a_wrong_item_of_a_list_is_one_error_at_the_item_not_also_a_list_too_sho
     assert [problem["path"] for problem in body["error"]["details"]["errors"]] == [
         "body.lines[0].quantity"
     ]
+    assert "omitted" not in body["error"]["details"]
+    assert "more)" not in body["error"]["message"]
 
 
 def test_an_empty_list_is_still_too_short() -> None:
