@@ -80,6 +80,36 @@ def _wallet(args: argparse.Namespace) -> int:
         return 1
 
 
+def _claims(args: argparse.Namespace) -> int:
+    from cli.claims import decision_problem, run_decision, run_review, run_trace
+    from cli.target import TargetUnavailable, from_args
+
+    if args.action == "review":
+        problem = decision_problem(
+            approve=args.approve, reject=args.reject, reason=args.reason, reviewer=args.reviewer
+        )
+        if problem:
+            print(f"rebates claims review: error: {problem}", file=sys.stderr)
+            return 2
+    try:
+        target = from_args(args)
+    except TargetUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.action == "trace":
+        return run_trace(args.claim_id, target)
+    if args.approve is not None or args.reject is not None:
+        return run_decision(
+            target,
+            args.approve if args.approve is not None else args.reject,
+            decision="approve" if args.approve is not None else "reject",
+            reason=args.reason,
+            reviewer=args.reviewer,
+            as_json=args.json,
+        )
+    return run_review(target, as_json=args.json)
+
+
 def _outputs(args: argparse.Namespace) -> int:
     from cli.target import TargetUnavailable, from_args
 
@@ -147,6 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("customer_id", metavar="CUSTOMER_ID", help="the storefront's customer id")
     wallet.set_defaults(run=_wallet)
+
+    claims = commands.add_parser(
+        "claims", parents=[target], help="follow rebate claims and decide those in review"
+    )
+    claim_actions = claims.add_subparsers(dest="action", metavar="ACTION", required=True)
+    trace = claim_actions.add_parser(
+        "trace", parents=[target], help="the claim's verification (its execution) as a timeline"
+    )
+    trace.add_argument("claim_id", metavar="CLAIM_ID", help="e.g. clm_01J...")
+    review = claim_actions.add_parser(
+        "review",
+        parents=[target],
+        help="list the claims waiting for review (oldest first), or decide one",
+    )
+    decide = review.add_mutually_exclusive_group()
+    decide.add_argument("--approve", metavar="CLAIM_ID", help="approve the claim")
+    decide.add_argument("--reject", metavar="CLAIM_ID", help="reject the claim (needs --reason)")
+    review.add_argument("--reason", metavar="R", help="why, kept with the decision")
+    review.add_argument(
+        "--reviewer", metavar="NAME", help="who decides (default: your AWS caller identity ARN)"
+    )
+    review.add_argument("--json", action="store_true", help="machine-readable output")
+    claims.set_defaults(run=_claims)
 
     outputs = commands.add_parser(
         "outputs",

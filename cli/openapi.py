@@ -15,7 +15,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from pydantic import BaseModel, Field
 
-from functions.core.api import PUBLIC_ROUTES, UNSUPPORTED_MEDIA_TYPE, make_resolver, routes_of
+from functions.core.api import (
+    IAM_ROUTES,
+    PUBLIC_ROUTES,
+    UNSUPPORTED_MEDIA_TYPE,
+    make_resolver,
+    routes_of,
+)
 from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, Idempotency
 
 # Module paths of every module that declares a `router`; later domains add theirs.
@@ -23,6 +29,7 @@ API_ROUTER_MODULES: tuple[str, ...] = (
     "functions.core.health",
     "functions.offers.handlers.api",
     "functions.wallet.handlers.api",
+    "functions.claims.handlers.api",
 )
 
 TITLE = "Rebates API"
@@ -88,7 +95,15 @@ def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]])
     schemas.update(error_schema.pop("$defs", {}))
     schemas["ErrorBody"] = error_schema
     components["securitySchemes"] = {
-        "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
+        "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        "sigv4": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "AWS Signature Version 4 (service execute-api): operators' IAM "
+            "credentials.",
+            "x-amazon-apigateway-authtype": "awsSigv4",
+        },
     }
     document["security"] = [{"apiKey": []}]
     error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
@@ -116,19 +131,30 @@ def _our_conventions(document: dict[str, Any], idempotent: set[tuple[str, str]])
                 }
             if "requestBody" in operation:
                 responses["413"] = {"description": _TOO_LARGE}
-            if (method.upper(), path) in PUBLIC_ROUTES:
-                operation["security"] = []
-            else:
-                responses["403"] = {"description": _FORBIDDEN}
-                responses["429"] = {
-                    "description": " ".join(
-                        filter(None, [responses.get("429", {}).get("description"), _THROTTLED])
-                    )
-                }
+            _authorisation(operation, (method.upper(), path))
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = error_content
     return document
+
+
+def _authorisation(operation: dict[str, Any], route: tuple[str, str]) -> None:
+    """Who may call `route`: anyone (health), operators signing with IAM, or storefronts
+    with their key; the latter two hear API Gateway's 403 and 429 otherwise."""
+    responses = operation["responses"]
+    if route in PUBLIC_ROUTES:
+        operation["security"] = []
+        return
+    if route in IAM_ROUTES:
+        operation["security"] = [{"sigv4": []}]
+        responses["403"] = {"description": _NOT_SIGNED}
+    else:
+        responses["403"] = {"description": _FORBIDDEN}
+    responses["429"] = {
+        "description": " ".join(
+            filter(None, [responses.get("429", {}).get("description"), _THROTTLED])
+        )
+    }
 
 
 def _invalid_request(operation: dict[str, Any], *, keyed: bool) -> str:
@@ -144,6 +170,10 @@ def _invalid_request(operation: dict[str, Any], *, keyed: bool) -> str:
 
 
 # API Gateway's own answers (the stack's gateway responses, infra/constructs/api.py).
+_NOT_SIGNED = (
+    "route_not_found (no SigV4 signature) or forbidden (credentials not allowed to call "
+    "this route): answered by API Gateway"
+)
 _FORBIDDEN = "invalid_api_key: missing or wrong x-api-key (answered by API Gateway)"
 _THROTTLED = (
     "(or throttled: over the API key's usage plan rate or burst, answered by API Gateway "

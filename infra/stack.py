@@ -30,8 +30,14 @@ class RebatesStack(Stack):
         self.api = Api(self, "Api", platform=self.platform)
         self.campaigns = Campaigns(self, "Campaigns", platform=self.platform)
         self.offers = Offers(self, "Offers", platform=self.platform, api=self.api)
-        self.claims = Claims(self, "Claims", platform=self.platform)
         self.wallet = Wallet(self, "Wallet", platform=self.platform, api=self.api)
+        self.claims = Claims(
+            self,
+            "Claims",
+            platform=self.platform,
+            api=self.api,
+            credit_function=self.wallet.credit_function,
+        )
         self.notifications = Notifications(self, "Notifications", platform=self.platform)
         self.analytics = Analytics(self, "Analytics", platform=self.platform)
 

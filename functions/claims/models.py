@@ -6,10 +6,14 @@ Items (pk / sk):
 - ``DuplicateGuard``      ``DUP#<campaignId>#RECEIPT#<retailer>#<receiptNumber>#<date>`` or
                           ``DUP#<campaignId>#IMAGE#<sha256>`` / ``META``
 - ``CustomerClaimCount``  ``CUSTOMER#<customerId>`` / ``CLAIMS#<campaignId>``
+- ``ClaimRequest``        ``CLAIMREQ#<customerId>#<idempotency key digest>`` / ``META``
+- ``Receipt``             ``RECEIPT#<receiptKey>`` / ``META``
+- ``ReceiptFileUse``      ``FILE#<sha256>`` / ``CUSTOMER#<customerId>``
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any, Final
@@ -37,11 +41,16 @@ from functions.core.tables import CLAIMS
 
 __all__ = [
     "CLAIM_STATUSES",
+    "RECEIPT_STATUSES",
     "Claim",
+    "ClaimRequest",
     "CustomerClaimCount",
     "DuplicateGuard",
+    "Evidence",
     "PurchaseItem",
     "PurchaseMap",
+    "Receipt",
+    "ReceiptFileUse",
     "TimelineEntry",
     "acquire_guard",
     "get_claim",
@@ -56,6 +65,11 @@ CLAIM_STATUSES: Final = (
     "credited",
     "error",
 )
+
+
+# A receipt's upload is granted (`awaiting_upload`), then checked once the object lands:
+# its bytes are what its declared content type says (`valid`) or not (`invalid`).
+RECEIPT_STATUSES: Final = ("awaiting_upload", "valid", "invalid")
 
 
 class PurchaseItem(TypedMap):
@@ -84,6 +98,16 @@ class TimelineEntry(TypedMap):
 
     at = InstantAttribute()
     status = UnicodeAttribute()
+    note = optional(UnicodeAttribute())
+
+
+class Evidence(TypedMap):
+    """Why a verification rule fired, for the reviewer: the rule, the reason code it gives
+    (a rejection or a review reason), the other claims it matched and a note in words."""
+
+    rule = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    claim_ids = ListAttribute[str](attr_name="claimIds", default=list)
     note = optional(UnicodeAttribute())
 
 
@@ -120,13 +144,23 @@ class Claim(TableModel):
     receipt_key = optional(UnicodeAttribute(attr_name="receiptKey"))
     receipt_hash = optional(UnicodeAttribute(attr_name="receiptHash"))
     reward = optional(MoneyAttribute())
+    # Rejection reasons once rejected; empty otherwise.
     reasons = ListAttribute[str](default=list)
+    # Why verification sent the claim to a person (e.g. above_auto_approve_limit, velocity).
+    review_reasons = ListAttribute[str](attr_name="reviewReasons", default=list)
+    evidence = ListAttribute[Evidence](of=Evidence, default=list)
     timeline = ListAttribute[TimelineEntry](of=TimelineEntry, default=list)
     execution_arn = optional(UnicodeAttribute(attr_name="executionArn"))
     # The Step Functions task token of the review wait; removed once decided.
     task_token = optional(UnicodeAttribute(attr_name="taskToken"))
     review_due_at = optional(InstantAttribute(attr_name="reviewDueAt"))
     reviewer = optional(UnicodeAttribute())
+    # The reviewer's decision (approve | reject) and their reason, recorded before the
+    # decision is sent to the waiting execution, so a second decision is refused.
+    decision = optional(UnicodeAttribute())
+    decision_reason = optional(UnicodeAttribute(attr_name="decisionReason"))
+    decided_at = optional(InstantAttribute(attr_name="decidedAt"))
+    lot_id = optional(UnicodeAttribute(attr_name="lotId"))
     error_cause = optional(UnicodeAttribute(attr_name="errorCause"))
     submitted_at = InstantAttribute(attr_name="submittedAt")
     updated_at = InstantAttribute(attr_name="updatedAt")
@@ -189,6 +223,35 @@ class Claim(TableModel):
     def with_status(cls, status: str, *, limit: int | None = None) -> Iterator[Claim]:
         """Claims in `status`, oldest submission first (gsi2, eventually consistent)."""
         return cls.gsi2.query(cls.status_partition(status), limit=limit)
+
+
+class ClaimRequest(TableModel):
+    """A submission made with an ``Idempotency-Key``: the claim it created, for good.
+
+    Written in the claim's own transaction, so a retried submission (the first one died
+    after storing the claim, or its answer was lost) finds the claim it made instead of
+    making a second one that its own receipt would then reject as a duplicate.
+
+    Access patterns:
+
+    - by customer and key: pk=``CLAIMREQ#<customerId>#<sha256 of the key>``, sk=``META``
+    - record: put conditional on ``attribute_not_exists(pk)``, with the claim
+    """
+
+    Meta = table_meta(CLAIMS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    claim_id = UnicodeAttribute(attr_name="claimId")
+    # SHA-256 of the canonical submission: the same key with another body is refused.
+    fingerprint = UnicodeAttribute()
+    created_at = InstantAttribute(attr_name="createdAt")
+
+    @staticmethod
+    def key(customer_id: str, request_key: str) -> tuple[str, str]:
+        digest = hashlib.sha256(request_key.encode()).hexdigest()
+        return f"CLAIMREQ#{customer_id}#{digest}", "META"
 
 
 class DuplicateGuard(TableModel):
@@ -344,6 +407,81 @@ class CustomerClaimCount(TableModel):
 def _size(attribute: Any) -> Any:
     # pynamodb.expressions.condition.size is the public spelling but is left unannotated.
     return size(attribute)  # type: ignore[no-untyped-call]
+
+
+class Receipt(TableModel):
+    """A receipt upload: granted to one customer, then checked when its object lands.
+
+    Access patterns:
+
+    - get by key: pk=``RECEIPT#<receiptKey>``, sk=``META``
+    - grant: conditional put ``attribute_not_exists(pk)`` (the key is new)
+    - record the check: update conditional on the item existing, setting ``status``,
+      ``sha256``, ``uploadedSize`` and ``checkedAt`` (the same object checked again
+      writes the same values, so a redelivered notification is harmless)
+    """
+
+    Meta = table_meta(CLAIMS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    receipt_key = UnicodeAttribute(attr_name="receiptKey")
+    customer_id = UnicodeAttribute(attr_name="customerId")
+    content_type = UnicodeAttribute(attr_name="contentType")
+    declared_size = IntegerAttribute(attr_name="declaredSize")
+    status = UnicodeAttribute(default="awaiting_upload")
+    sha256 = optional(UnicodeAttribute())
+    uploaded_size = optional(IntegerAttribute(attr_name="uploadedSize"))
+    # Why a receipt is invalid, in words for the reviewer (e.g. "PNG bytes, declared PDF").
+    invalid_reason = optional(UnicodeAttribute(attr_name="invalidReason"))
+    granted_at = InstantAttribute(attr_name="grantedAt")
+    checked_at = optional(InstantAttribute(attr_name="checkedAt"))
+
+    @staticmethod
+    def key(receipt_key: str) -> tuple[str, str]:
+        return f"RECEIPT#{receipt_key}", "META"
+
+    def derive_keys(self) -> None:
+        if self.receipt_key is not None:
+            self.pk, self.sk = self.key(self.receipt_key)
+
+    @classmethod
+    def ref(cls, receipt_key: str) -> Receipt:
+        return cls(receipt_key=receipt_key)
+
+
+class ReceiptFileUse(TableModel):
+    """One customer's use of a receipt file (by SHA-256), in any campaign.
+
+    The same file from two customers is a fraud signal (sent to review, not rejected: a
+    household may share one receipt), so the claims of other customers that used it are
+    the evidence.
+
+    Access patterns:
+
+    - record a use: put pk=``FILE#<sha256>``, sk=``CUSTOMER#<customerId>`` (idempotent)
+    - who used the file: query pk=``FILE#<sha256>``
+    """
+
+    Meta = table_meta(CLAIMS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    sha256 = UnicodeAttribute()
+    customer_id = UnicodeAttribute(attr_name="customerId")
+    claim_id = UnicodeAttribute(attr_name="claimId")
+    used_at = InstantAttribute(attr_name="usedAt")
+
+    @staticmethod
+    def partition(sha256: str) -> str:
+        return f"FILE#{sha256.lower()}"
+
+    def derive_keys(self) -> None:
+        if self.sha256 is not None and self.customer_id is not None:
+            self.pk = self.partition(self.sha256)
+            self.sk = f"CUSTOMER#{self.customer_id}"
 
 
 def get_claim(claim_id: str) -> Claim | None:

@@ -74,6 +74,8 @@ _UTF_8 = frozenset({"utf-8", "utf8"})
 # Routes served without an API key (method, path); the stack and the OpenAPI document
 # both read this, so the two cannot disagree about what is public.
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/v1/health")})
+# Operators' routes: IAM-authorised (SigV4) in AWS, out of reach of the storefronts' keys.
+IAM_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/claims/{claimId}/review")})
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response[Any]:

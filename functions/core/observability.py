@@ -236,6 +236,12 @@ class Metric(StrEnum):
     CASHBACK_EXPIRIES = "CashbackExpiries"
     CASHBACK_EXPIRED_AMOUNT = "CashbackExpiredAmount"
     WALLET_SWEEP_LAG = "WalletSweepLag"
+    CLAIMS_SUBMITTED = "ClaimsSubmitted"
+    CLAIM_OUTCOMES = "ClaimOutcomes"
+    CLAIM_DECISION_SECONDS = "ClaimTimeToDecision"
+    REVIEW_QUEUE_DEPTH = "ReviewQueueDepth"
+    REVIEW_QUEUE_OLDEST_SECONDS = "ReviewQueueOldestAge"
+    CLAIM_ERRORS = "ClaimErrors"
 
 
 def record_redemption(channel: str) -> None:
@@ -322,6 +328,34 @@ def record_cashback_expired(count: int, amounts: Mapping[str, int]) -> None:
 def record_sweep_lag(seconds: float) -> None:
     """How long after its due instant the most overdue lot of a wallet sweep moved."""
     _record(Metric.WALLET_SWEEP_LAG, MetricUnit.Seconds, max(0.0, seconds))
+
+
+def record_claim_submitted() -> None:
+    """A claim was stored and its verification started (not counted again on a replay)."""
+    _record(Metric.CLAIMS_SUBMITTED, MetricUnit.Count, 1)
+
+
+def record_claim_outcome(outcome: str, reason: str) -> None:
+    """A claim reached `outcome` (approved, rejected, credited), for `reason` (a rejection
+    reason, ``auto`` or ``review`` for approvals, ``lot`` for credits)."""
+    _record(Metric.CLAIM_OUTCOMES, MetricUnit.Count, 1, outcome=outcome, reason=reason)
+
+
+def record_claim_decision_time(seconds: float, path: str) -> None:
+    """From submission to approval or rejection; `path` is ``auto`` or ``review``."""
+    _record(Metric.CLAIM_DECISION_SECONDS, MetricUnit.Seconds, max(0.0, seconds), path=path)
+
+
+def record_review_queue(depth: int, oldest_seconds: float) -> None:
+    """Claims waiting for review, and how long the oldest has waited (the review keeper)."""
+    _record(Metric.REVIEW_QUEUE_DEPTH, MetricUnit.Count, depth)
+    _record(Metric.REVIEW_QUEUE_OLDEST_SECONDS, MetricUnit.Seconds, max(0.0, oldest_seconds))
+
+
+def record_claim_error() -> None:
+    """A claim ended in ``error``: a failure no retry mended (pages an operator)."""
+    # No dimension for the error: the alarm watches every claim error of the service.
+    _record(Metric.CLAIM_ERRORS, MetricUnit.Count, 1)
 
 
 Dimensions = tuple[tuple[str, str], ...]

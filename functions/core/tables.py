@@ -45,13 +45,16 @@ CAMPAIGNS = TableSpec(
     default_name="rebates-campaigns",
 )
 
-# Claims, their duplicate-detection records and per-customer claim counters.
+# Claims, their duplicate-detection records, per-customer claim counters and receipts.
+# Its stream is the claims outbox (functions/claims/outbox.py): a claim submitted and its
+# status changes become events from the committed items.
 CLAIMS = TableSpec(
     logical_id="ClaimsTable",
     env_var="CLAIMS_TABLE",
     partition_key="pk",
     sort_key="sk",
     indexes=(IndexSpec("gsi1", "gsi1pk", "gsi1sk"), IndexSpec("gsi2", "gsi2pk", "gsi2sk")),
+    stream=True,
     default_name="rebates-claims",
 )
 

@@ -48,6 +48,9 @@ PURE: tuple[str, ...] = (
     "functions.offers.qr",
     "functions.wallet.logic",
     "functions.wallet.errors",
+    "functions.claims.logic",
+    "functions.claims.errors",
+    "functions.claims.receipts",
 )
 IMPURE_ROOTS = frozenset({"boto3", "botocore", "pynamodb"})
 

@@ -12,6 +12,7 @@ problems at once (tests/unit/local/test_patches.py fails loudly on any).
 - `transaction_tokens`: TransactWriteItems honours ClientRequestToken (local cloud only).
 - `s3_delete_notifications`: versioned deletes notify as S3 does.
 - `s3_notifications`: S3 notifications reach Lambda asynchronously, after the request.
+- `s3_post_policy`: browser POST uploads are held to their signed policy.
 - `event_source_mappings`: SQS and table stream mappings detached for the local pollers.
 - `moto_server`: what the local cloud's moto server relies on (no replacement).
 
@@ -33,6 +34,7 @@ from infra.local.patches import (
     registry,
     s3_delete_notifications,
     s3_notifications,
+    s3_post_policy,
     sqs_long_polls,
     step_functions_time,
     transaction_tokens,
@@ -83,6 +85,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
     transaction_tokens.PATCH,
     s3_delete_notifications.PATCH,
     s3_notifications.PATCH,
+    s3_post_policy.PATCH,
     event_source_mappings.PATCH,
     moto_server.PATCH,
 )
