@@ -426,7 +426,7 @@ class ClaimStore:
         the next step's.
         """
         claim = self.get(claim_id)
-        if claim.status not in _VERIFYING_FROM:
+        if claim.status not in _VERIFYING_FROM or claim.verdict is not None:
             return _recorded_verdict(claim)
         if claim.status == "submitted":
             self._move(claim, "verifying", now, from_statuses=("submitted",))
@@ -599,6 +599,8 @@ class ClaimStore:
                 Claim.reward.set(verdict.reward if verdict.outcome != Outcome.REJECT else None),
                 Claim.review_reasons.set(list(verdict.review_reasons)),
                 Claim.evidence.set([_evidence(e) for e in verdict.evidence]),
+                Claim.verdict.set(verdict.outcome.value),
+                Claim.verdict_reasons.set(list(verdict.reasons)),
                 Claim.updated_at.set(now),
             ],
             condition=Claim.status.is_in(*_VERIFYING_FROM),
@@ -938,6 +940,11 @@ def _recorded_verdict(claim: Claim) -> Verdict:
         EvidenceFound(e.rule, e.reason, tuple(e.claim_ids or ()), e.note or "")
         for e in claim.evidence
     )
+    if claim.verdict is not None:
+        outcome = Outcome(claim.verdict)
+        reasons = tuple(claim.verdict_reasons) if outcome == Outcome.REJECT else ()
+        return Verdict(outcome, reward, reasons, tuple(claim.review_reasons), evidence)
+    # A claim that ended before verification recorded its verdict (an error).
     if claim.status == "rejected":
         return Verdict(Outcome.REJECT, reward, tuple(claim.reasons), (), evidence)
     if claim.status == "in_review" or claim.review_reasons:

@@ -149,6 +149,11 @@ class Claim(TableModel):
     # Why verification sent the claim to a person (e.g. above_auto_approve_limit, velocity).
     review_reasons = ListAttribute[str](attr_name="reviewReasons", default=list)
     evidence = ListAttribute[Evidence](of=Evidence, default=list)
+    # Verification's route (reject | approve | review) and its rejection reasons, stored
+    # with the evidence so a retried verify answers the same verdict, even if the signals
+    # it reads (the customer's recent claims) moved in between.
+    verdict = optional(UnicodeAttribute())
+    verdict_reasons = ListAttribute[str](attr_name="verdictReasons", default=list)
     timeline = ListAttribute[TimelineEntry](of=TimelineEntry, default=list)
     execution_arn = optional(UnicodeAttribute(attr_name="executionArn"))
     # The Step Functions task token of the review wait; removed once decided.
