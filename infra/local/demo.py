@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 
 from infra.local.campaign_files import ReportTimeout, upload_campaign_file, wait_for_report
+from infra.local.demo_claims import act_claims
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / ".local"
@@ -383,7 +384,12 @@ def act_wallet(demo: Demo) -> None:
     http.call("POST", "/_local/clock", {"offsetSeconds": 0}, key=False)
 
 
-ACTS: list[Callable[[Demo], None]] = [act_platform, act_campaigns_and_offers, act_wallet]
+ACTS: list[Callable[[Demo], None]] = [
+    act_platform,
+    act_campaigns_and_offers,
+    act_wallet,
+    act_claims,
+]
 
 
 def start_cloud() -> subprocess.Popen[bytes]:

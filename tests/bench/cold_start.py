@@ -20,6 +20,7 @@ client and one GetItem: what any function using AWS pays anyway.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -55,6 +57,37 @@ LINES: Final[list[dict[str, Any]]] = [
     {"sku": "TENT-2", "category": "tents", "quantity": 1, "unitPrice": 24000}
 ]
 CART: Final = {"currency": "JPY", "items": LINES}
+# The rebate the claims handlers' requests are for, running on the bench's day: receipts
+# required, ¥1,000 back from ¥8,000 of trail shoes (approved automatically), ¥2,500 from
+# ¥15,000 (above the automatic limit: reviewed); no limit a run reaches.
+REBATE_CAMPAIGN: Final[dict[str, Any]] = {
+    "id": "bench-rebate",
+    "name": "Cold start rebate",
+    "kind": "rebate",
+    "currency": "JPY",
+    "timezone": "Asia/Tokyo",
+    "starts_at": "2027-05-01T00:00:00+09:00",
+    "ends_at": "2027-06-01T00:00:00+09:00",
+    "budget": {"amount": 1_000_000_000},
+    "eligibility": {"channels": ["online", "in_store"], "skus": ["TRAIL-01", "TRAIL-02"]},
+    "reward": {
+        "tiered": [{"min_purchase": 8000, "amount": 1000}, {"min_purchase": 15000, "amount": 2500}]
+    },
+    "limits": {"per_customer": 1_000_000},
+    "claims": {
+        "window_days": 30,
+        "require_receipt": True,
+        "auto_approve_up_to": 2000,
+        "review_timeout_hours": 72,
+    },
+    "cashback": {"pending_days": 0, "expires_after_days": 365},
+}
+AUTO_APPROVED_PRICE: Final = 9000
+REVIEWED_PRICE: Final = 16000
+# After the seeding, the claims API starts executions on this one instead: a single
+# Succeed state, so the claims the children submit are recorded and verified by no one
+# in this process while the children are measured.
+RECORDING_STATE_MACHINE: Final = "bench-claims-recorded"
 
 # The child: import, first request, warm request; one JSON line after RESULT_MARK.
 CHILD: Final = """
@@ -190,7 +223,20 @@ class Seeded:
     table: str
     table_key: dict[str, Any]
     wallet_outbox_event: dict[str, Any]
+    claims: ClaimsSeeding
     counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
+
+
+@dataclass(frozen=True)
+class ClaimsSeeding:
+    """The claims functions' names in the local cloud, and what their requests need."""
+
+    api: str
+    steps: str
+    receipts: str
+    receipts_bucket: str
+    claims_table: str
+    outbox_event: dict[str, Any]
 
 
 def _proxy(method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -236,14 +282,14 @@ def _claim_credit(n: int) -> dict[str, Any]:
     }
 
 
-def _sweep_event() -> dict[str, Any]:
+def _scheduled_event(rule: str) -> dict[str, Any]:
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/bench-sweep"],
+        "resources": [f"arn:aws:events:ap-northeast-1:123456789012:rule/{rule}"],
         "detail": {},
     }
 
@@ -300,6 +346,129 @@ def _upload_campaign(seeded: Seeded, n: int) -> dict[str, Any]:
     }
 
 
+def _invoked(cloud: Any, function: str, event: Any) -> Any:
+    """`function`'s answer to `event`, run here (outside any child's measurement)."""
+    result = cloud.runtime.invoke(function, event)
+    if result.is_error:
+        raise RuntimeError(f"{function}: {result.error}")
+    return result.payload
+
+
+def _answered(payload: Any, status: int) -> dict[str, Any]:
+    if not isinstance(payload, dict) or payload.get("statusCode") != status:
+        raise RuntimeError(f"expected {status}, got {str(payload)[:2000]}")
+    body: dict[str, Any] = json.loads(payload["body"])
+    return body
+
+
+def _uploaded_receipt(cloud: Any, claims: ClaimsSeeding, n: int) -> str:
+    """A receipt photo granted to the n-th claimant and POSTed to S3 with the presigned
+    form; not checked yet (the receipts bucket notifies no one after the seeding)."""
+    from infra.local.demo_claims import post_form, receipt_png
+
+    photo = receipt_png(n)
+    upload = {"customerId": f"bench-claimant-{n}", "contentType": "image/png", "size": len(photo)}
+    granted = _answered(
+        _invoked(cloud, claims.api, _proxy("POST", "/v1/claims/uploads", upload)), 201
+    )
+    status, answer = post_form(
+        granted["upload"]["url"], granted["upload"]["fields"], photo, "image/png"
+    )
+    if status != 204:
+        raise RuntimeError(f"the receipt upload was refused: {status} {answer[:500]!r}")
+    return str(granted["receiptKey"])
+
+
+def _receipt_event(cloud: Any, claims: ClaimsSeeding, key: str) -> dict[str, Any]:
+    """The S3 notification of the receipt upload at `key`, as Lambda gets it."""
+    bucket = claims.receipts_bucket
+    head = cloud.client("s3").head_object(Bucket=bucket, Key=key)
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": cloud.config.region,
+                "eventTime": datetime.now(UTC).isoformat(),
+                "eventName": "ObjectCreated:Post",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {
+                        "key": key,
+                        "size": head["ContentLength"],
+                        "eTag": head["ETag"].strip('"'),
+                        "sequencer": f"{uuid.uuid4().int:016X}"[:16],
+                    },
+                },
+            }
+        ]
+    }
+
+
+def _checked_receipt(cloud: Any, claims: ClaimsSeeding, n: int) -> str:
+    key = _uploaded_receipt(cloud, claims, n)
+    _invoked(cloud, claims.receipts, _receipt_event(cloud, claims, key))
+    return key
+
+
+def _claim(n: int, receipt_key: str, price: int = AUTO_APPROVED_PRICE) -> dict[str, Any]:
+    purchase = {
+        "retailer": "Trailhead Shibuya",
+        "receiptNumber": f"BENCH-{n}",
+        "purchasedAt": "2027-05-02T14:00:00+09:00",
+        "currency": "JPY",
+        "items": [{"sku": "TRAIL-01", "category": "shoes", "quantity": 1, "unitPrice": price}],
+        "total": price,
+    }
+    body = {
+        "campaignId": REBATE_CAMPAIGN["id"],
+        "customerId": f"bench-claimant-{n}",
+        "purchase": purchase,
+        "receiptKey": receipt_key,
+    }
+    return _proxy("POST", "/v1/claims", body)
+
+
+def _submitted_claim(cloud: Any, claims: ClaimsSeeding, n: int) -> str:
+    """A claim with its receipt checked, submitted here (its execution only recorded)."""
+    claim = _claim(n, _checked_receipt(cloud, claims, n))
+    return str(_answered(_invoked(cloud, claims.api, claim), 202)["claimId"])
+
+
+def _new_receipt(seeded: Seeded) -> dict[str, Any]:
+    key = _uploaded_receipt(seeded.cloud, seeded.claims, next(seeded.counter))
+    return _receipt_event(seeded.cloud, seeded.claims, key)
+
+
+def _new_claim(seeded: Seeded) -> dict[str, Any]:
+    n = next(seeded.counter)
+    return _claim(n, _checked_receipt(seeded.cloud, seeded.claims, n))
+
+
+def _verify_step(seeded: Seeded) -> dict[str, Any]:
+    claim_id = _submitted_claim(seeded.cloud, seeded.claims, next(seeded.counter))
+    return {"step": "verify", "claimId": claim_id}
+
+
+def _keeper_round(seeded: Seeded) -> dict[str, Any]:
+    """The keeper's scheduled event, once every claim the children submitted is verified
+    here, as its execution would have (they are only recorded): a claim still
+    ``submitted`` minutes later is one the keeper restarts."""
+    dynamodb = seeded.cloud.client("dynamodb")
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=seeded.claims.claims_table,
+        IndexName="gsi2",
+        KeyConditionExpression="gsi2pk = :status",
+        ExpressionAttributeValues={":status": {"S": "CLAIMS#submitted"}},
+    )
+    for page in pages:
+        for item in page["Items"]:
+            step = {"step": "verify", "claimId": item["claimId"]["S"]}
+            _invoked(seeded.cloud, seeded.claims.steps, step)
+    return _scheduled_event("bench-review-keeper")
+
+
 Check = Callable[[Any], bool]
 
 
@@ -331,6 +500,25 @@ def _credited(response: Any) -> bool:
 
 def _swept(response: Any) -> bool:
     return isinstance(response, dict) and "released" in response
+
+
+def _approved(response: Any) -> bool:
+    return isinstance(response, dict) and response.get("outcome") == "approve"
+
+
+def _receipt_checked(response: Any) -> bool:
+    results = response.get("results", []) if isinstance(response, dict) else []
+    return bool(results) and all(
+        r.get("outcome") == "checked" and r.get("status") == "valid" for r in results
+    )
+
+
+def _kept(response: Any) -> bool:
+    return (
+        isinstance(response, dict)
+        and response.get("heartbeats", 0) >= 1
+        and response.get("restarted") == 0
+    )
 
 
 # Keyed by the template's Handler. A deployed handler missing here is still measured for
@@ -365,12 +553,40 @@ REPRESENTATIVE: Final[dict[str, Representative]] = {
     ),
     "functions.wallet.handlers.sweep.handler": Representative(
         "the scheduled sweep with nothing due (a sweep has run before)",
-        lambda seeded: (_sweep_event(), _sweep_event()),
+        lambda seeded: (_scheduled_event("bench-sweep"), _scheduled_event("bench-sweep")),
         _swept,
     ),
     "functions.wallet.handlers.outbox.handler": Representative(
         "the Wallet-table stream batch of one purchase (PurchaseRecorded published)",
         lambda seeded: (seeded.wallet_outbox_event, seeded.wallet_outbox_event),
+        _no_failures,
+    ),
+    "functions.claims.handlers.api.handler": Representative(
+        "POST /v1/claims of a new claim with its checked receipt, no idempotency key (the "
+        "first also fills the container's campaign cache)",
+        lambda seeded: (_new_claim(seeded), _new_claim(seeded)),
+        _status(202),
+    ),
+    "functions.claims.handlers.steps.handler": Representative(
+        "the state machine's first task: verify a new claim with a checked receipt (approved "
+        "automatically)",
+        lambda seeded: (_verify_step(seeded), _verify_step(seeded)),
+        _approved,
+    ),
+    "functions.claims.handlers.receipts.handler": Representative(
+        "ObjectCreated of a receipt photo uploaded with its presigned POST (checked valid)",
+        lambda seeded: (_new_receipt(seeded), _new_receipt(seeded)),
+        _receipt_checked,
+    ),
+    "functions.claims.handlers.review_keeper.handler": Representative(
+        "the scheduled round with one claim waiting for review (its heartbeat sent) and no "
+        "lost submission",
+        lambda seeded: (_keeper_round(seeded), _scheduled_event("bench-review-keeper")),
+        _kept,
+    ),
+    "functions.claims.handlers.outbox.handler": Representative(
+        "the Claims-table stream batch of a new claim (ClaimSubmitted published)",
+        lambda seeded: (seeded.claims.outbox_event, seeded.claims.outbox_event),
         _no_failures,
     ),
     "functions.campaigns.handlers.loader.handler": Representative(
@@ -399,12 +615,71 @@ def _function_named(cloud: Any, handler: str) -> str:
     raise RuntimeError(f"no deployed function runs {handler}")
 
 
+def _seed_claims(cloud: Any) -> ClaimsSeeding:
+    """The rebate published; one claim submitted and verified up to its review, which waits
+    (the keeper's heartbeat has a wait to beat), the stream batch of its submission kept
+    for the claims outbox; then the claims API's executions go to the recording machine.
+    """
+    from infra.local.campaign_files import upload_campaign_file, wait_for_report
+
+    s3 = cloud.client("s3")
+    bucket = cloud.outputs["CampaignBucketName"]
+    key = "campaigns/bench-rebate.json"
+    body = json.dumps(REBATE_CAMPAIGN).encode()
+    report = wait_for_report(s3, bucket, key, upload_campaign_file(s3, bucket, key, body))
+    if report.document.get("status") != "published":
+        raise RuntimeError(f"the bench rebate was not published: {report.document}")
+    api = _function_named(cloud, "functions.claims.handlers.api.handler")
+    outbox = _function_named(cloud, "functions.claims.handlers.outbox.handler")
+    environment = cloud.deployment.functions[api].environment
+    claims = ClaimsSeeding(
+        api=api,
+        steps=_function_named(cloud, "functions.claims.handlers.steps.handler"),
+        receipts=_function_named(cloud, "functions.claims.handlers.receipts.handler"),
+        receipts_bucket=environment["RECEIPTS_BUCKET"],
+        claims_table=environment["CLAIMS_TABLE"],
+        outbox_event={},
+    )
+    photo_key = _uploaded_receipt(cloud, claims, 0)
+    cloud.wait_idle()  # the receipts bucket notifies the checker: checked by now
+    cloud.runtime.clear_history()
+    claim = _claim(0, photo_key, REVIEWED_PRICE)
+    claim_id = _answered(_invoked(cloud, api, claim), 202)["claimId"]
+    submitted = cloud.runtime.wait_for(
+        lambda inv: inv.function_name == outbox and not inv.is_error, timeout=30.0
+    )
+    deadline = time.monotonic() + 30.0
+    while (
+        _answered(_invoked(cloud, api, _proxy("GET", f"/v1/claims/{claim_id}")), 200)["status"]
+        != "in_review"
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the seeding claim {claim_id} did not reach its review")
+        time.sleep(0.1)
+    cloud.wait_idle()
+    states = cloud.client("stepfunctions")
+    recording = states.create_state_machine(
+        name=RECORDING_STATE_MACHINE,
+        definition=json.dumps({"StartAt": "Recorded", "States": {"Recorded": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/bench-claims-recorded",
+    )["stateMachineArn"]
+    functions = cloud.client("lambda")
+    variables = functions.get_function_configuration(FunctionName=api)["Environment"]["Variables"]
+    functions.update_function_configuration(
+        FunctionName=api,
+        Environment={"Variables": {**variables, "CLAIMS_STATE_MACHINE_ARN": recording}},
+    )
+    return dataclasses.replace(claims, outbox_event=submitted.event)
+
+
 @contextmanager
 def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
-    """A local cloud from `template` with one published campaign and one redemption.
+    """A local cloud from `template` with one published campaign and one redemption, a
+    purchase, a sweep, and a rebate with one claim waiting for review (`_seed_claims`).
 
-    Then its pollers stop and the campaign bucket stops notifying, so only the children
-    run handlers (the loader's files are loaded by the child the bench hands them to).
+    Then its pollers stop and the campaign and receipts buckets stop notifying, so only
+    the children run handlers (the loader's files are loaded, the receipts checked, by
+    the child the bench hands them to).
     """
     from infra.local.campaign_files import upload_campaign_file, wait_for_report
     from infra.local.cloud import LocalCloud, LocalCloudConfig
@@ -451,17 +726,19 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         )
         # The first sweep ever scans back its whole lookback; the bench's children find
         # one done before them, as a deployed stack's sweep does after its first run.
-        swept = cloud.runtime.invoke(sweep, _sweep_event())
+        swept = cloud.runtime.invoke(sweep, _scheduled_event("bench-sweep"))
         if swept.is_error:
             raise RuntimeError(f"the seeding sweep failed: {swept.error}")
+        claims = _seed_claims(cloud)
         assert cloud.pollers is not None
         cloud.pollers.stop()
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+        for notifying in (bucket, claims.receipts_bucket):
+            s3.put_bucket_notification_configuration(Bucket=notifying, NotificationConfiguration={})
         api_env = cloud.deployment.functions[api].environment
         table = api_env["CAMPAIGNS_TABLE"]
         schema = cloud.client("dynamodb").describe_table(TableName=table)["Table"]["KeySchema"]
         table_key = {k["AttributeName"]: {"S": "bench#floor"} for k in schema}
-        yield Seeded(cloud, bucket, published.event, table, table_key, recorded.event)
+        yield Seeded(cloud, bucket, published.event, table, table_key, recorded.event, claims)
     finally:
         cloud.stop()
         os.environ.clear()
