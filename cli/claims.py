@@ -267,6 +267,29 @@ def summarize(data: str | None, limit: int = SUMMARY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _json_object(data: str | None) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def changes(before: str | None, after: str | None, limit: int = SUMMARY_LIMIT) -> str:
+    """What a state did to the document it was given: the keys it added or changed (as
+    compact JSON) and those it dropped (``-key``); "(unchanged)" if none. The document
+    carries the claim's ids through every state, so its whole text would say little. Not
+    both JSON objects: `after` as `summarize` shows it."""
+    old, new = _json_object(before), _json_object(after)
+    if old is None or new is None:
+        return summarize(after, limit)
+    changed = {key: value for key, value in new.items() if key not in old or old[key] != value}
+    dropped = [f"-{key}" for key in old if key not in new]
+    parts = [summarize(json.dumps(changed), limit)] if changed else []
+    parts += dropped
+    return " ".join(parts) or "(unchanged)"
+
+
 def format_instant(instant: datetime) -> str:
     """UTC to the millisecond: 2027-03-01T09:00:00.010Z."""
     utc = _instant(instant)
@@ -291,7 +314,9 @@ def format_duration(delta: timedelta) -> str:
     return f"{minutes}m {seconds:02d}s"
 
 
-def _visit_lines(visit: _Visit, now: datetime | None) -> Iterator[str]:
+def _visit_lines(visit: _Visit, now: datetime | None, given: str | None) -> Iterator[str]:
+    """The state's lines; `given` is the document the previous state passed on (its input
+    is shown only where it differs: a state reading a part of it, or a retry)."""
     if visit.exited_at is not None:
         exit_text = format_instant(visit.exited_at)
         took = format_duration(visit.exited_at - visit.entered_at)
@@ -302,7 +327,7 @@ def _visit_lines(visit: _Visit, now: datetime | None) -> Iterator[str]:
         f"{format_instant(visit.entered_at)} → {exit_text:<{_TIMESTAMP_WIDTH}}  "
         f"{took:>{_DURATION_WIDTH}}  {visit.name}"
     )
-    if visit.input is not None:
+    if visit.input is not None and _json_object(visit.input) != _json_object(given):
         yield f"    input   {summarize(visit.input)}"
     for failure in visit.failures:
         yield f"    {_failure_text(failure, visit, is_last=failure is visit.failures[-1])}"
@@ -313,7 +338,7 @@ def _visit_lines(visit: _Visit, now: datetime | None) -> Iterator[str]:
     elif visit.ended_with_execution and visit.kind != "Fail":
         yield "    (the execution ended in this state)"
     if visit.output is not None:
-        yield f"    output  {summarize(visit.output)}"
+        yield f"    output  {changes(visit.input, visit.output)}"
 
 
 def _failure_text(failure: _Failure, visit: _Visit, *, is_last: bool) -> str:
@@ -374,8 +399,10 @@ def format_trace(
             f"{format_instant(execution.started_at)}  started  input {summarize(execution.input)}"
         )
     lines.append("")
+    given = execution.input
     for visit in execution.visits:
-        lines += _visit_lines(visit, now)
+        lines += _visit_lines(visit, now, given)
+        given = visit.output if visit.output is not None else given
     lines.append("")
     lines += _ending_lines(execution, now)
     return lines
