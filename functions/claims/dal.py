@@ -41,9 +41,11 @@ from functions.campaigns.config import CampaignConfig
 from functions.campaigns.models import get_campaign
 from functions.campaigns.published import PublishedFiles
 from functions.campaigns.rewards import LineItem
+from functions.campaigns.states import ACTIVE
 from functions.claims import logic
 from functions.claims.errors import (
     AlreadyDecided,
+    CampaignArchived,
     CampaignNotFound,
     ClaimNotFound,
     ClaimRequestConflict,
@@ -217,6 +219,7 @@ class LiveCampaign:
     config: CampaignConfig
     version: int
     kind: str
+    status: str
     limits: BudgetLimits
 
 
@@ -306,6 +309,7 @@ class ClaimCampaigns:
             config=self._files.file(item.campaign_id, item.version),
             version=item.version,
             kind=item.kind,
+            status=item.status,
             limits=BudgetLimits(item.budget_amount, item.budget_max_rewards),
         )
 
@@ -343,6 +347,10 @@ class ClaimStore:
             raise CampaignNotFound(draft.campaign_id)
         if campaign.kind != REBATE:
             raise NotARebateCampaign(draft.campaign_id, campaign.kind)
+        if campaign.status != ACTIVE:
+            # The marketers withdrew it (deleted its file): claims made before finish,
+            # no new one starts.
+            raise CampaignArchived(draft.campaign_id)
         if draft.purchase.currency != campaign.config.currency:
             raise CurrencyNotCampaigns(campaign.config.currency, draft.purchase.currency)
         if draft.purchase.purchased_at > now + CLOCK_SKEW:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "AlreadyDecided",
+    "CampaignArchived",
     "CampaignNotFound",
     "ClaimError",
     "ClaimNotFound",
@@ -54,6 +55,17 @@ class CampaignNotFound(ClaimError):
 
     def __init__(self, campaign_id: str) -> None:
         super().__init__("No such campaign.", {"campaignId": campaign_id})
+
+
+class CampaignArchived(ClaimError):
+    """The campaign's file was deleted: it takes no new claims (those made finish)."""
+
+    code = "campaign_archived"
+
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__(
+            "The campaign was withdrawn and takes no new claims.", {"campaignId": campaign_id}
+        )
 
 
 class NotARebateCampaign(ClaimError):

@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.claims.dal import ClaimDraft, ClaimStore, PurchaseInput, deployed_state_machine
 from functions.claims.errors import (
     AlreadyDecided,
+    CampaignArchived,
     CampaignNotFound,
     ClaimError,
     ClaimNotFound,
@@ -100,6 +101,7 @@ _STATUSES: Final[dict[type[ClaimError], type[RebatesError]]] = {
     ReviewClosed: Conflict,
     ClaimRequestConflict: Conflict,
     CampaignNotFound: Unprocessable,
+    CampaignArchived: Unprocessable,
     NotARebateCampaign: Unprocessable,
     CurrencyNotCampaigns: Unprocessable,
     PurchaseInFuture: Unprocessable,
@@ -117,8 +119,9 @@ def api_error(error: ClaimError) -> RebatesError:
     raise TypeError(f"no HTTP status for {type(error).__name__}") from error
 
 
-# A campaign may be published after a claim for it was refused: not pinned by a key.
-_PROVISIONAL: Final = frozenset({CampaignNotFound.code})
+# A campaign may be published (or published again) after a claim for it was refused:
+# not pinned by a key.
+_PROVISIONAL: Final = frozenset({CampaignNotFound.code, CampaignArchived.code})
 _DOMAIN_ERRORS: Final = domain_errors(ClaimError, api_error)
 _READS: list[Callable[..., Any]] = [_DOMAIN_ERRORS]
 _CHANGES: list[Callable[..., Any]] = [idempotent(provisional=_PROVISIONAL), _DOMAIN_ERRORS]
@@ -169,7 +172,7 @@ def grant_upload(body: UploadRequest) -> UploadGranted:
         HTTPStatus.ACCEPTED,
         ClaimAccepted,
         e409="idempotency_key_reused",
-        e422="campaign_not_found, not_a_rebate_campaign, currency_mismatch, "
+        e422="campaign_not_found, campaign_archived, not_a_rebate_campaign, currency_mismatch, "
         "purchase_in_future, receipt_not_found",
     ),
 )
