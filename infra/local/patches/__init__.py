@@ -8,6 +8,7 @@ problems at once (tests/unit/local/test_patches.py fails loudly on any).
 - `lambda_invocations`: every Lambda invocation runs the real handler in-process.
 - `sqs_long_polls`: a long-polling ReceiveMessage releases the gate while it waits.
 - `step_functions_time`: Wait states and Retry intervals on a time scale.
+- `step_functions_heartbeats`: a missed heartbeat is `States.HeartbeatTimeout`, as in AWS.
 - `dynamodb_transactions`: TransactWriteItems backs up only the items it writes.
 - `transaction_tokens`: TransactWriteItems honours ClientRequestToken (local cloud only).
 - `s3_delete_notifications`: versioned deletes notify as S3 does.
@@ -36,6 +37,7 @@ from infra.local.patches import (
     s3_notifications,
     s3_post_policy,
     sqs_long_polls,
+    step_functions_heartbeats,
     step_functions_time,
     transaction_tokens,
 )
@@ -81,6 +83,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
     lambda_invocations.PATCH,
     sqs_long_polls.PATCH,
     step_functions_time.PATCH,
+    step_functions_heartbeats.PATCH,
     dynamodb_transactions.PATCH,
     transaction_tokens.PATCH,
     s3_delete_notifications.PATCH,
