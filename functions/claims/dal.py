@@ -470,7 +470,9 @@ class ClaimStore:
             self._record_verdict(claim, verdict, now)
             return verdict
         duplicates = self._guards(claim, config, receipt, now)
-        limit = self._count(claim, config, now)
+        # A duplicate takes no place in the customer's count: it would keep the original
+        # of the same customer, verified at the same moment, from its own.
+        limit = None if duplicates else self._count(claim, config, now)
         if limit is not None:
             duplicates.append(limit)
         review: tuple[str, ...] = ()
@@ -537,13 +539,15 @@ class ClaimStore:
                 claim_id=claim.claim_id,
                 at=now,
             )
-            holder = acquire_guard(by_file)
-            if holder != claim.claim_id:
+            # A duplicate already found takes no further guard, only reads it: two copies
+            # of one claim racing would otherwise each win one guard and both be rejected.
+            file_holder = _holder(by_file) if found else acquire_guard(by_file)
+            if file_holder is not None and file_holder != claim.claim_id:
                 found.append(
                     EvidenceFound(
                         "same_receipt_file",
                         Reason.DUPLICATE_RECEIPT,
-                        (holder,),
+                        (file_holder,),
                         "the same receipt file (SHA-256) was claimed before in this campaign",
                     )
                 )
@@ -789,7 +793,8 @@ class ClaimStore:
             note=note or ", ".join(reasons),
         )
         stored = [str(reason) for reason in dict.fromkeys(reasons)]
-        actions += [Claim.reasons.set(stored), Claim.task_token.remove()]
+        # A rejected claim pays nothing: what it would have been paid goes with it.
+        actions += [Claim.reasons.set(stored), Claim.task_token.remove(), Claim.reward.remove()]
         if reviewer:
             actions.append(Claim.reviewer.set(reviewer))
         transaction = Transaction()
@@ -932,6 +937,11 @@ def _new_claim(draft: ClaimDraft, now: datetime) -> Claim:
     )
     claim.timeline = [TimelineEntry(at=now, status="submitted")]
     return claim
+
+
+def _holder(guard: DuplicateGuard) -> str | None:
+    stored = DuplicateGuard.get_or_none(guard.pk, guard.sk, consistent_read=True)
+    return stored.claim_id if stored is not None else None
 
 
 def _line(item: PurchaseItem) -> LineItem:

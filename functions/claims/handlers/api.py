@@ -60,7 +60,7 @@ from functions.core.api import ResolverPerThread, domain_errors, responses
 from functions.core.clock import utc_now
 from functions.core.errors import BadRequest, Conflict, NotFound, RebatesError, Unprocessable
 from functions.core.fields import MAX_CUSTOMER_ID_LENGTH, PRINTABLE
-from functions.core.idempotency import idempotent
+from functions.core.idempotency import IDEMPOTENCY_KEY_HEADER, idempotent
 from functions.core.money import Money
 from functions.core.observability import instrumented, logger, record_claim_submitted
 from functions.core.settings import load_settings
@@ -191,7 +191,7 @@ def submit_claim(body: ClaimRequest) -> ClaimAccepted:
             total=purchase.total,
         ),
         receipt_key=body.receiptKey,
-        request_key=router.current_event.get_header_value("Idempotency-Key"),
+        request_key=router.current_event.headers.get(IDEMPOTENCY_KEY_HEADER),
     )
     submitted = store.submit(draft, now=utc_now())
     if submitted.new:
