@@ -54,6 +54,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from functions.core.errors import RebatesError
 from functions.core.observability import logger, record_refusal
@@ -217,6 +218,13 @@ def _unsupported(given: str, accepted: str) -> UnsupportedMediaType:
     )
 
 
+def _takes_object(route: Route) -> bool:
+    """Whether `route`'s body parameter is a model (a JSON object), not a list of them."""
+    field = route.body_field
+    annotation = getattr(field, "type_", None) if field is not None else None
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 class _RequestValidation(OpenAPIRequestValidationMiddleware):
     """Powertools' request validation, with the body checks of the module docstring.
 
@@ -235,7 +243,12 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
         # Parsed by type here: Powertools' `_get_body` would compare the header again,
         # case-sensitively.
         if accepted == JSON:
-            return event.json_body
+            body = event.json_body
+            if isinstance(body, list) and _takes_object(app.context["_route"]):
+                # Powertools validates a list against a model as its first element, so
+                # `[valid, junk]` would pass as `valid`.
+                raise _malformed_body("expected a JSON object, not an array", "model_type")
+            return body
         if accepted == _FORM:
             return self._parse_form_data(app)
         if accepted == _MULTIPART:

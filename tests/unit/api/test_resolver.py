@@ -92,6 +92,24 @@ def test_an_empty_list_is_still_too_short() -> None:
     assert [problem["path"] for problem in body["error"]["details"]["errors"]] == ["body.lines"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"currency": "JPY", "quantity": 2}],
+        [{"currency": "JPY", "quantity": 2}, {"junk": True}],
+        [],
+    ],
+    ids=["one valid object", "a valid object and junk", "empty"],
+)
+def test_an_array_is_no_object_body_even_holding_a_valid_one(body: list[Any]) -> None:
+    # Powertools' validation reads a list as its first element for a model parameter.
+    status, answer = call(proxy_event("POST", "/v1/things", body=body))
+    assert status == 400
+    assert answer["error"]["details"]["errors"] == [
+        {"path": "body", "message": "expected a JSON object, not an array"}
+    ]
+
+
 def test_malformed_json_is_400() -> None:
     status, body = call(proxy_event("POST", "/v1/things", body="{not json"))
     assert status == 400
