@@ -655,8 +655,9 @@ class ClaimStore:
                 and claim.reviewer == reviewer
                 and claim.task_token
             ):
-                # The same decision again after a failure to deliver it: deliver it now.
-                self._deliver(claim, decision, reason, reviewer)
+                # The same decision again: its first delivery failed, or it went through
+                # and the execution has not moved the claim on yet. Deliver it (again).
+                self._deliver(claim, decision, reason, reviewer, now=now, again=True)
                 return Decision(claim_id, decision, reviewer, claim.status)
             raise AlreadyDecided(claim_id, claim.decision, claim.reviewer)
         if claim.status != "in_review" or not claim.task_token:
@@ -675,14 +676,26 @@ class ClaimStore:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
             raise _not_open(self.get(claim_id)) from None
-        self._deliver(claim, decision, reason, reviewer)
+        self._deliver(claim, decision, reason, reviewer, now=now, again=False)
         return Decision(claim_id, decision, reviewer, "in_review")
 
-    def _deliver(self, claim: Claim, decision: str, reason: str, reviewer: str) -> None:
+    def _deliver(
+        self,
+        claim: Claim,
+        decision: str,
+        reason: str,
+        reviewer: str,
+        *,
+        now: datetime,
+        again: bool,
+    ) -> None:
         assert claim.task_token is not None
         delivered = self.state_machine.send_decision(
             claim.task_token, {"decision": decision, "reason": reason, "reviewer": reviewer}
         )
+        if not delivered and again and claim.review_due_at and now < claim.review_due_at:
+            # The token was spent before its deadline: by this decision's first delivery.
+            return
         if not delivered:
             # The wait ended first: the timeout path rejects the claim; undo the decision
             # so the record says what happened, not what came too late.

@@ -171,6 +171,10 @@ def validate(config: CampaignConfig, facts: ClaimFacts) -> Validation:
         reasons.append(Reason.CLAIM_WINDOW_CLOSED)
     quote = reward_for(config, Cart(currency=facts.currency, items=facts.items))
     reasons += [_claim_reason(reason) for reason in quote.reasons]
+    if not quote.reasons and quote.amount.is_zero:
+        # Free lines, or a percentage rounding down to nothing: approving would count a
+        # reward against the budget and then credit nothing (the wallet refuses a zero).
+        reasons.append(Reason.NOT_ELIGIBLE)
     required = config.claims is not None and config.claims.require_receipt
     if facts.receipt_status == "invalid":
         reasons.append(Reason.RECEIPT_INVALID)

@@ -58,13 +58,19 @@ _CLAIM_KEYS: Final = {_PARTITION_KEY: begins_with(CLAIM_PREFIX), _SORT_KEY: {"S"
 # Lambda event filter patterns (EventBridge pattern syntax over the stream record), OR'ed.
 STREAM_FILTERS: Final[tuple[dict[str, Any], ...]] = (
     {"eventName": [INSERT], "dynamodb": {"Keys": _CLAIM_KEYS}},
-    {
-        "eventName": [MODIFY],
-        "dynamodb": {
-            "Keys": _CLAIM_KEYS,
-            "NewImage": {_STATUS: {"S": list(STATUSES_PUBLISHED)}},
-        },
-    },
+    # A status entered, not kept (a decision recorded in review changes the claim too): a
+    # pattern cannot compare the two images, so each published status has its own.
+    *(
+        {
+            "eventName": [MODIFY],
+            "dynamodb": {
+                "Keys": _CLAIM_KEYS,
+                "OldImage": {_STATUS: {"S": [{"anything-but": [status]}]}},
+                "NewImage": {_STATUS: {"S": [status]}},
+            },
+        }
+        for status in STATUSES_PUBLISHED
+    ),
 )
 
 
@@ -77,11 +83,11 @@ def event_for(record: Mapping[str, Any]) -> ClaimEvent | None:
     if string_key(keys, _SORT_KEY) != META:
         return None
     name = record.get("eventName")
+    if name not in (INSERT, MODIFY):
+        return None  # a claim removed (by hand: nothing deletes claims) has no NewImage
     new = stream_image(change, "NewImage", requirement=_REQUIREMENT)
     if name == INSERT:
         return _submitted(Claim.from_raw_data(new))
-    if name != MODIFY:
-        return None
     old = stream_image(change, "OldImage", requirement=_REQUIREMENT)
     status = string_key(new, _STATUS)
     if status == string_key(old, _STATUS) or status not in _STATUS_EVENTS:

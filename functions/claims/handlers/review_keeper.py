@@ -24,7 +24,7 @@ from functions.claims.models import Claim
 from functions.core.clock import utc_now
 from functions.core.observability import instrumented, logger, record_review_queue
 
-__all__ = ["STALE_SUBMISSION", "handler", "keep"]
+__all__ = ["STALE_SUBMISSION", "KeeperRoundFailed", "handler", "keep"]
 
 # Submission starts the execution right after storing the claim; a claim this old and
 # still `submitted` had its start lost.
@@ -34,15 +34,31 @@ STALE_SUBMISSION: Final = timedelta(minutes=5)
 store = ClaimStore(state_machine=deployed_state_machine())
 
 
+class KeeperRoundFailed(RuntimeError):
+    """Some claims of the round could not be heartbeaten or started; the others were.
+
+    Raised after the round, so one claim's failure (throttling outlasting the client's
+    retries) neither stops the rest nor passes unseen: the invocation fails, is retried,
+    and pages.
+    """
+
+
 def keep(claims: ClaimStore) -> dict[str, int]:
     """One round: heartbeats, restarts and the queue's metrics; the counts as JSON."""
     now = utc_now()
     waiting = claims.review_queue()
     beats = lost = 0
+    failed: list[str] = []
     for claim in waiting:
         if not claim.task_token:
             continue
-        if claims.state_machine.heartbeat(claim.task_token):
+        try:
+            alive = claims.state_machine.heartbeat(claim.task_token)
+        except Exception:
+            logger.exception("review heartbeat failed", extra=_ids(claim))
+            failed.append(claim.claim_id)
+            continue
+        if alive:
             beats += 1
         else:
             lost += 1
@@ -53,9 +69,19 @@ def keep(claims: ClaimStore) -> dict[str, int]:
     for claim in Claim.with_status("submitted"):
         if now - claim.submitted_at < STALE_SUBMISSION:
             break  # oldest first: the rest are younger
-        if claims.state_machine.start(claim):
+        try:
+            started = claims.state_machine.start(claim)
+        except Exception:
+            logger.exception("late start of a claim's verification failed", extra=_ids(claim))
+            failed.append(claim.claim_id)
+            continue
+        if started:
             restarted += 1
             logger.warning("claim's verification started late", extra=_ids(claim))
+    if failed:
+        raise KeeperRoundFailed(
+            f"{len(failed)} claims not kept this round: {', '.join(failed[:20])}"
+        )
     return {"inReview": len(waiting), "heartbeats": beats, "lost": lost, "restarted": restarted}
 
 

@@ -22,6 +22,7 @@ in ``error``. A payload that does not parse is `InvalidStepRequest`: a definitio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
@@ -108,8 +109,24 @@ class ReviewTimeoutStep(_Step):
 
 class ErrorStep(_Step):
     step: Literal["error"]
-    error: StrictStr = "Unknown"
-    cause: StrictStr = ""
+    # The Catch's output as JSON text ({"Error", "Cause"}, either may be missing).
+    failure: Annotated[StrictStr, Field(max_length=262_144)] = "{}"
+
+    def _caught(self) -> dict[str, Any]:
+        try:
+            caught = json.loads(self.failure)
+        except ValueError:
+            return {"Cause": self.failure}
+        return caught if isinstance(caught, dict) else {"Cause": self.failure}
+
+    @property
+    def error(self) -> str:
+        return str(self._caught().get("Error") or "Unknown")
+
+    @property
+    def cause(self) -> str:
+        cause = self._caught().get("Cause")
+        return cause if isinstance(cause, str) else json.dumps(cause) if cause else ""
 
 
 class _Request(BaseModel):
