@@ -8,7 +8,7 @@ carries a stable snake_case `code`, a message for people and the ids it concerns
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from functions.core.errors import DomainError
 
 __all__ = [
     "AlreadyDecided",
@@ -27,18 +27,10 @@ __all__ = [
 ]
 
 
-class ClaimError(Exception):
+class ClaimError(DomainError):
     """Base of the claims domain's refusals."""
 
-    code: str = "claim_error"
-
-    def __init__(self, message: str, details: Mapping[str, object] | None = None) -> None:
-        super().__init__(self.code, message)
-        self.message = message
-        self.details: dict[str, object] = dict(details or {})
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+    code = "claim_error"
 
 
 class ClaimNotFound(ClaimError):

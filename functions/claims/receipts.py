@@ -25,6 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from functions.core.errors import DomainError
 from functions.core.fields import MAX_CUSTOMER_ID_LENGTH, PRINTABLE
 from functions.core.ids import is_valid_id
 
@@ -88,21 +89,15 @@ class ReceiptRefusal(StrEnum):
     EMPTY = "receipt_empty"
 
 
-class ReceiptRefused(Exception):
+class ReceiptRefused(DomainError):
     """An upload the rules do not grant: a stable snake_case `code` (`ReceiptRefusal`),
     a message for people and the values it concerns. No HTTP: the API decides the status."""
 
     def __init__(
         self, reason: ReceiptRefusal, message: str, details: Mapping[str, object] | None = None
     ) -> None:
-        super().__init__(reason.value, message)
+        super().__init__(message, details, code=reason.value)
         self.reason = reason
-        self.code = reason.value
-        self.message = message
-        self.details: dict[str, object] = dict(details or {})
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 def accepted_upload(content_type: str, size: int) -> str:

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from http import HTTPStatus
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Route, Router
@@ -56,7 +56,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.core.errors import RebatesError
+from functions.core.errors import DomainError, RebatesError
 from functions.core.observability import logger, record_refusal
 from functions.core.validation import (
     MAX_REPORTED_ERRORS,
@@ -362,19 +362,12 @@ def routes_of(router: Router) -> list[tuple[str, str, list[Any]]]:
     return routes
 
 
-class _Refusal(Protocol):
-    """What a domain's refusal carries: a stable snake_case code (its metric reason)."""
-
-    @property
-    def code(self) -> str: ...
-
-
-DomainError = TypeVar("DomainError", bound=Exception)
+RefusalT = TypeVar("RefusalT", bound=DomainError)
 Middleware = Callable[[APIGatewayRestResolver, NextMiddleware], Response[Any]]
 
 
 def domain_errors(
-    base: type[DomainError], api_error: Callable[[DomainError], RebatesError]
+    base: type[RefusalT], api_error: Callable[[RefusalT], RebatesError]
 ) -> Middleware:
     """Every route's innermost middleware: a `base` refusal of the domain becomes the API
     error `api_error` maps it to (the API's one mapping, its statuses its own), inside the
@@ -386,11 +379,28 @@ def domain_errors(
             return next_middleware(app)
         except base as error:
             event = app.current_event
-            record_refusal(f"{event.http_method} {event.resource}", cast(_Refusal, error).code)
+            record_refusal(f"{event.http_method} {event.resource}", error.code)
             raise api_error(error) from error
 
     middleware.__name__ = middleware.__qualname__ = "domain_errors"
     return middleware
+
+
+def status_mapping(
+    statuses: Mapping[type[RefusalT], type[RebatesError]],
+) -> Callable[[RefusalT], RebatesError]:
+    """A domain's one mapping of refusals to API errors: each refusal gets the status of
+    the nearest of its classes in `statuses`. A refusal nobody gave a status is a bug in
+    the mapping, not the client's: a TypeError, which the resolver answers with a 500."""
+
+    def api_error(error: RefusalT) -> RebatesError:
+        for kind in type(error).__mro__:
+            status = statuses.get(kind)
+            if status is not None:
+                return status(error.code, error.message, dict(error.details))
+        raise TypeError(f"no HTTP status for {type(error).__name__}") from error
+
+    return api_error
 
 
 def responses(success: HTTPStatus, model: type[Any], **errors: str) -> dict[int, OpenAPIResponse]:

@@ -10,12 +10,14 @@ for people and may change. Anything that is not a ``RebatesError`` is a bug and 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
     "BadRequest",
     "Conflict",
     "CurrencyMismatch",
+    "DomainError",
     "InvalidMoney",
     "NotFound",
     "RebatesError",
@@ -107,3 +109,27 @@ class InvalidMoney(BadRequest):
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__("invalid_money", message, details)
         self.args = (message, details)
+
+
+class DomainError(Exception):
+    """Base of a domain's refusals, in the domain's own terms: no HTTP status.
+
+    A stable snake_case `code` (the class's, or one given), a message for people and the
+    ids it concerns. The store and the rules raise these; each API maps them to statuses
+    in one place (`functions.core.api.status_mapping`), and a CLI or a consumer reusing
+    the store gets plain domain exceptions.
+    """
+
+    code: str = "domain_error"
+
+    def __init__(
+        self, message: str, details: Mapping[str, object] | None = None, *, code: str | None = None
+    ) -> None:
+        if code is not None:
+            self.code = code
+        super().__init__(self.code, message)
+        self.message = message
+        self.details: dict[str, object] = dict(details or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"

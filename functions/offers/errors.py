@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
+from functions.core.errors import DomainError
 from functions.offers.logic import Refusal, refusal_message
 
 __all__ = [
@@ -24,18 +25,12 @@ __all__ = [
 ]
 
 
-class OfferError(Exception):
+class OfferError(DomainError):
     """Base of the offers domain's refusals: a stable snake_case `code`, a message for
     people and the ids it concerns."""
 
     def __init__(self, code: str, message: str, details: Mapping[str, object] | None) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-        self.details: dict[str, object] = dict(details or {})
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+        super().__init__(message, details, code=code)
 
 
 class Refused(OfferError):

@@ -8,8 +8,9 @@ stable snake_case `code`, a message for people and the ids it concerns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
+
+from functions.core.errors import DomainError
 
 __all__ = [
     "Contended",
@@ -30,18 +31,10 @@ __all__ = [
 ]
 
 
-class WalletError(Exception):
+class WalletError(DomainError):
     """Base of the wallet's refusals."""
 
-    code: str = "wallet_error"
-
-    def __init__(self, message: str, details: Mapping[str, object] | None = None) -> None:
-        super().__init__(self.code, message)
-        self.message = message
-        self.details: dict[str, object] = dict(details or {})
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
+    code = "wallet_error"
 
 
 class OrderNotFound(WalletError):

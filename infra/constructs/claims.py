@@ -136,7 +136,7 @@ class Claims(Construct):
         )
         platform.grant_table(self.steps, CLAIMS)
         platform.grant_table(self.steps, CAMPAIGNS, read_only=True)
-        self._grant_budget(self.steps)
+        platform.grant_budget(self.steps)
         for name, value in {
             "CLAIMS_REVIEW_SECONDS_PER_HOUR": "3600",
             "CLAIMS_REVIEW_HEARTBEAT_SECONDS": str(DEFAULT_HEARTBEAT_SECONDS),
@@ -298,14 +298,6 @@ class Claims(Construct):
             f"{' and '.join(actions)} name a task token, not a resource: Step Functions "
             "supports no resource-level permission for them. X-Ray's write actions "
             "(active tracing) have none either.",
-        )
-
-    def _grant_budget(self, fn: DomainFunction) -> None:
-        """Let `fn` update campaign items: the budget counters `functions.campaigns.budget`
-        reserves. Reads come with `grant_table(..., read_only=True)`."""
-        table = self.platform.table(CAMPAIGNS)
-        fn.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
         )
 
     def _acknowledge_receipts(self, fn: DomainFunction, does: str) -> None:

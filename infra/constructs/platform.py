@@ -29,7 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, Node
 
 from functions.core.observability import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
-from functions.core.tables import IDEMPOTENCY, TableSpec
+from functions.core.tables import CAMPAIGNS, IDEMPOTENCY, TableSpec
 from infra.constructs.alarms import ERROR_PERIOD, Operators
 from infra.constructs.resources import (
     QueueWithDlq,
@@ -193,6 +193,16 @@ class Platform(Construct):
         fn.function.add_environment(spec.env_var, table.table_name)
 
     # Events -------------------------------------------------------------------------
+
+    def grant_budget(self, fn: DomainFunction) -> None:
+        """Let `fn` update campaign items: the budget counters `functions.campaigns.budget`
+        reserves and gives back, inside the spender's own transactions. Never a put or a
+        delete; reads come with `grant_table(..., read_only=True)`."""
+        fn.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:UpdateItem"], resources=[self.table(CAMPAIGNS).table_arn]
+            )
+        )
 
     def event_queue(
         self,

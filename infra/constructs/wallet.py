@@ -32,7 +32,6 @@ from typing import Final
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from functions.core.api import routes_of
@@ -82,7 +81,7 @@ class Wallet(Construct):
         platform.grant_table(self.api_function, WALLET)
         platform.grant_table(self.api_function, IDEMPOTENCY)
         platform.grant_table(self.api_function, CAMPAIGNS, read_only=True)
-        self._grant_budget(self.api_function)
+        platform.grant_budget(self.api_function)
         for method, path in ROUTES:
             api.add_route(method, path, self.api_function)
 
@@ -130,11 +129,3 @@ class Wallet(Construct):
         )
         self.outbox, self.outbox_dlq = outbox.function, outbox.dlq
         self.outbox_failures_alarm = outbox.failures_alarm
-
-    def _grant_budget(self, fn: DomainFunction) -> None:
-        """Let `fn` update campaign items: the budget counters `functions.campaigns.budget`
-        reserves and gives back. Reads come with `grant_table(..., read_only=True)`."""
-        table = self.platform.table(CAMPAIGNS)
-        fn.function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
-        )

@@ -56,7 +56,7 @@ from functions.claims.schemas import (
     UploadRequest,
 )
 from functions.claims.uploads import ReceiptSettings, ReceiptUploads
-from functions.core.api import ResolverPerThread, domain_errors, responses
+from functions.core.api import ResolverPerThread, domain_errors, responses, status_mapping
 from functions.core.clock import utc_now
 from functions.core.errors import BadRequest, Conflict, NotFound, RebatesError, Unprocessable
 from functions.core.fields import MAX_CUSTOMER_ID_LENGTH, PRINTABLE
@@ -110,13 +110,8 @@ _STATUSES: Final[dict[type[ClaimError], type[RebatesError]]] = {
 }
 
 
-def api_error(error: ClaimError) -> RebatesError:
-    """The API's answer to what the claims domain refused (`_STATUSES`, by class)."""
-    for kind in type(error).__mro__:
-        status = _STATUSES.get(kind)
-        if status is not None:
-            return status(error.code, error.message, error.details)
-    raise TypeError(f"no HTTP status for {type(error).__name__}") from error
+# The API's answer to what the domain refused, by the error's class.
+api_error = status_mapping(_STATUSES)
 
 
 # A campaign may be published (or published again) after a claim for it was refused:

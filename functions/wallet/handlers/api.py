@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.core.api import ResolverPerThread, domain_errors, responses
+from functions.core.api import ResolverPerThread, domain_errors, responses, status_mapping
 from functions.core.clock import utc_now
 from functions.core.errors import (
     BadRequest,
@@ -121,14 +121,8 @@ _STATUSES: Final[dict[type[WalletError], type[RebatesError]]] = {
 }
 
 
-def api_error(error: WalletError) -> RebatesError:
-    """The API's answer to what the wallet refused (`_STATUSES`, by the error's class)."""
-    for kind in type(error).__mro__:
-        status = _STATUSES.get(kind)
-        if status is not None:
-            return status(error.code, error.message, error.details)
-    # A refusal nobody gave a status is a bug here, not the client's: a 500 says so.
-    raise TypeError(f"no HTTP status for {type(error).__name__}") from error
+# The API's answer to what the domain refused, by the error's class.
+api_error = status_mapping(_STATUSES)
 
 
 # Refusals the very same request may see lifted later, so an Idempotency-Key answers them
