@@ -11,20 +11,17 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel
 
 from functions.core.api import ResolverPerThread, domain_errors, responses
-from functions.core.errors import Conflict, RebatesError
+from functions.core.errors import Conflict, DomainError, RebatesError
 from functions.core.observability import instrumented
 from infra.local.proxy_event import lambda_context, proxy_event
 from tests.unit.core.log_capture import metric_values
 
 
-class ShelfError(Exception):
+class ShelfError(DomainError):
     """A domain's refusal: a code and details, no HTTP status."""
 
     def __init__(self, code: str, details: dict[str, Any]) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = f"refused: {code}"
-        self.details = details
+        super().__init__(f"refused: {code}", details, code=code)
 
 
 class Shelved(BaseModel):
