@@ -62,6 +62,7 @@ from tests.bench.in_process import (
     replayed,
     send,
 )
+from tests.bench.rebate_campaign import REBATE_CAMPAIGN
 from tests.bench.report import ROOT, record, table
 
 TRANSITIONS_TARGET: Final = 12
@@ -77,28 +78,7 @@ PURCHASED_AT: Final = "2027-05-08T14:00:00+09:00"
 # A rebate like the spring trail example: ¥1,000 back from ¥8,000 of eligible shoes,
 # ¥2,500 from ¥15,000, up to ¥2,000 approved automatically; running at `NOW`, a budget
 # and a per-customer limit no run reaches, paid into the wallet at once.
-CAMPAIGN: Final[dict[str, Any]] = {
-    "id": "bench-rebate",
-    "name": "Claims benchmark",
-    "kind": "rebate",
-    "currency": "JPY",
-    "timezone": "Asia/Tokyo",
-    "starts_at": "2027-05-01T00:00:00+09:00",
-    "ends_at": "2027-06-01T00:00:00+09:00",
-    "budget": {"amount": 10_000_000_000},
-    "eligibility": {"channels": ["online", "in_store"], "skus": ["TRAIL-01", "TRAIL-02"]},
-    "reward": {
-        "tiered": [{"min_purchase": 8000, "amount": 1000}, {"min_purchase": 15000, "amount": 2500}]
-    },
-    "limits": {"per_customer": 1_000_000},
-    "claims": {
-        "window_days": 30,
-        "require_receipt": True,
-        "auto_approve_up_to": 2000,
-        "review_timeout_hours": 72,
-    },
-    "cashback": {"pending_days": 0, "expires_after_days": 365},
-}
+CAMPAIGN: Final = REBATE_CAMPAIGN
 AUTO_PRICE: Final = 9000  # ¥1,000 back: approved automatically
 REVIEW_PRICE: Final = 16000  # ¥2,500 back: above the automatic limit
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tests.bench.lambda_like import ISOLATED_FLAGS, MIRROR_DIR, LambdaLikePath
+from tests.bench.rebate_campaign import REBATE_CAMPAIGN
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN: Final = ("aws_cdk", "moto", "duckdb")
@@ -60,28 +61,6 @@ CART: Final = {"currency": "JPY", "items": LINES}
 # The rebate the claims handlers' requests are for, running on the bench's day: receipts
 # required, ¥1,000 back from ¥8,000 of trail shoes (approved automatically), ¥2,500 from
 # ¥15,000 (above the automatic limit: reviewed); no limit a run reaches.
-REBATE_CAMPAIGN: Final[dict[str, Any]] = {
-    "id": "bench-rebate",
-    "name": "Cold start rebate",
-    "kind": "rebate",
-    "currency": "JPY",
-    "timezone": "Asia/Tokyo",
-    "starts_at": "2027-05-01T00:00:00+09:00",
-    "ends_at": "2027-06-01T00:00:00+09:00",
-    "budget": {"amount": 1_000_000_000},
-    "eligibility": {"channels": ["online", "in_store"], "skus": ["TRAIL-01", "TRAIL-02"]},
-    "reward": {
-        "tiered": [{"min_purchase": 8000, "amount": 1000}, {"min_purchase": 15000, "amount": 2500}]
-    },
-    "limits": {"per_customer": 1_000_000},
-    "claims": {
-        "window_days": 30,
-        "require_receipt": True,
-        "auto_approve_up_to": 2000,
-        "review_timeout_hours": 72,
-    },
-    "cashback": {"pending_days": 0, "expires_after_days": 365},
-}
 AUTO_APPROVED_PRICE: Final = 9000
 REVIEWED_PRICE: Final = 16000
 # After the seeding, the claims API starts executions on this one instead: a single
