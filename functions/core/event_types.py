@@ -72,7 +72,7 @@ class _Fields(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        # Nineteen detail types, of which a function uses a few: each is built on its
+        # Twenty detail types, of which a function uses a few: each is built on its
         # first use, not at import (a Lambda cold start pays for every model it builds).
         defer_build=True,
         # Defaults are filled in before publishing, so the published JSON always has every
@@ -238,6 +238,13 @@ class OfferCodeIssued(_OffersEvent, CodeRef):
     qrPayload: str | None = Field(
         default=None,
         description="Payload of the QR code shown at the till; set for in-store offers.",
+    )
+    orderId: Id | None = Field(
+        default=None,
+        description=(
+            "The purchase this code was issued after (an offer with `issue_after_purchase`); "
+            "null when the customer asked for the code."
+        ),
     )
 
 
@@ -407,6 +414,18 @@ class CashbackReversed(_WalletEvent, WalletEntryRef, CampaignRef):
     )
 
 
+class CashbackExpiring(_WalletEvent, WalletEntryRef, CampaignRef):
+    """Reminder that the unspent remainder of a credit expires soon; `entryId` is that credit.
+
+    `amount` is what would expire if nothing more is spent.
+    """
+
+    detail_type: ClassVar[str] = "CashbackExpiring"
+
+    expiresAt: Instant
+    daysBefore: int = Field(ge=0, description="How many local days before `expiresAt` it is sent.")
+
+
 class CashbackExpired(_WalletEvent, WalletEntryRef, CampaignRef):
     """The unspent remainder of a credit expired; `entryId` is that credit."""
 
@@ -451,6 +470,7 @@ EVENT_TYPES: dict[str, type[EventDetail]] = {
         CashbackAvailable,
         CashbackSpent,
         CashbackReversed,
+        CashbackExpiring,
         CashbackExpired,
         NotificationSent,
         NotificationFailed,

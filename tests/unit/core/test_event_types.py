@@ -50,6 +50,9 @@ DESIGN_SOURCES = {
     "CashbackSpent": "rebates.wallet",
     "CashbackReversed": "rebates.wallet",
     "CashbackExpired": "rebates.wallet",
+    # Beyond DESIGN's list: the warning before `CashbackExpired` that notifications sends
+    # (issue 12, "Reminders"), as `OfferExpiring` is the warning before a code expires.
+    "CashbackExpiring": "rebates.wallet",
     "NotificationSent": "rebates.notifications",
     "NotificationFailed": "rebates.notifications",
 }
