@@ -19,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: help setup node lint format typecheck test synth bench contracts run demo clean \
+.PHONY: help setup node browser lint format typecheck test synth bench contracts run demo clean \
 	aws-credentials bootstrap diff deploy destroy
 
 help:
@@ -50,6 +50,16 @@ $(NODE_INSTALLED): package.json package-lock.json
 
 node: $(NODE_INSTALLED)
 
+# Headless Chromium and CJK fonts, to see rendered emails and reports as a person does
+# (Japanese text renders as boxes without the fonts). Debian packages, installed once.
+BROWSER := /usr/bin/chromium-headless-shell
+$(BROWSER):
+	@command -v apt-get >/dev/null || { echo "install chromium-headless-shell and fonts-noto-cjk (Debian packages)"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium-headless-shell fonts-noto-cjk >/dev/null
+
+browser: $(BROWSER)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -62,7 +72,7 @@ typecheck: setup
 	$(BIN)/mypy functions infra cli tests
 
 # node: tests/infra/test_cdk_cli.py synthesizes through the pinned CLI.
-test: lint typecheck node
+test: lint typecheck node browser
 	$(BIN)/python -m infra.build
 	$(BIN)/pytest -q tests
 
