@@ -19,7 +19,10 @@ under retries and concurrency because DynamoDB's conditions decide, never a read
   it concerns is reversed in its own transaction, idempotent by its entry id and by its
   step of the refund's plan; `functions.campaigns.budget.release_in` gives the amount
   (and the reward, when reversed whole) back to the campaign in that transaction;
-- the sweep moves each due lot in its own transaction, on the lot's state and version.
+- the sweep moves each due lot in its own transaction, on the lot's state and version,
+  then warns of each lot expiring on a reminder day (`logic.CASHBACK_REMINDER_DAYS`)
+  with one conditional update of the lot, once per day (`Lot.remind`); the outbox
+  publishes the warning from that change.
 
 Balances and lots carry a version every change is conditional on, so each entry records
 the exact balance it left and two writers can never both act on the same state. A
@@ -43,10 +46,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
+from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
@@ -264,6 +268,9 @@ class SweepReport:
     expired: int
     expired_amount: dict[str, int]
     lag_seconds: float | None
+    # Lots whose customer this run warned of their expiry, and what they would lose.
+    reminded: int = 0
+    reminded_amount: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -525,6 +532,7 @@ class _Decision:
     lot_id: str
     available_at: datetime
     expires_at: datetime | None
+    timezone: str
     version: int
     per_customer: int | None
     limits: BudgetLimits
@@ -545,6 +553,7 @@ class _Decision:
             lot_id=earning["lotId"],
             available_at=available_at,
             expires_at=expires_at,
+            timezone=earning["timezone"],
             version=int(earning["campaignVersion"]),
             per_customer=_optional_int(earning.get("perCustomer")),
             limits=BudgetLimits(
@@ -803,6 +812,7 @@ class WalletStore:
                 amount=decision.amount,
                 available_at=decision.available_at,
                 expires_at=decision.expires_at,
+                timezone=decision.timezone,
                 now=now,
                 order_id=order.order_id,
             )
@@ -925,12 +935,13 @@ class WalletStore:
             raise ValueError(f"a credit is positive, got {request.amount}")
         campaign = self.campaigns.get(request.campaign_id)
         cashback = campaign.config.cashback if campaign is not None else None
+        timezone = campaign.config.timezone if campaign is not None else "UTC"
         available_at, expires_at = logic.availability(
             request.approved_at,
             now,
             pending_days=cashback.pending_days if cashback is not None else 0,
             expires_after_days=cashback.expires_after_days if cashback is not None else None,
-            tz=campaign.config.timezone if campaign is not None else "UTC",
+            tz=timezone,
         )
         lot_id = claim_lot_id(request.claim_id)
         currency = request.amount.currency
@@ -945,6 +956,7 @@ class WalletStore:
                 amount=request.amount.amount,
                 available_at=available_at,
                 expires_at=expires_at,
+                timezone=timezone,
                 now=now,
                 claim_id=request.claim_id,
             )
@@ -1398,8 +1410,10 @@ class WalletStore:
     def sweep(self, *, now: datetime) -> SweepReport:
         """Release every pending lot due at or before `now`, then expire every available
         lot past its expiry, scanning each UTC day from a week before the watermark (the
-        last day completed) to today. Safe to run twice or at once: every move is
-        conditional on the lot's state and version."""
+        last day completed) to today; then warn of the lots expiring a reminder day from
+        today (`_remind_expiring`). Safe to run twice or at once: every move is
+        conditional on the lot's state and version, every warning on its day being
+        unmarked."""
         today = now.astimezone(UTC).date()
         completed = SweepMark.current()
         if completed is None:
@@ -1426,7 +1440,54 @@ class WalletStore:
             through = min(through, unfinished - timedelta(days=1))
         if completed is None or through > completed:
             SweepMark.advance(through, now)
+        self._remind_expiring(now, tally)
         return tally.report()
+
+    def _remind_expiring(self, now: datetime, tally: _Tally) -> None:
+        """Warn of every available lot whose expiry is one of `logic.CASHBACK_REMINDER_DAYS`
+        local days from today, in its campaign's zone.
+
+        A reminder day is a local day, so it has no watermark: every run of the day looks
+        again (the expiry index, bounded to the instants that can be that many local days
+        away in any zone, without the lots already warned), and the lot's condition lets
+        one warning per day through. A day the sweep never ran on is not warned late."""
+        for days_before in logic.CASHBACK_REMINDER_DAYS:
+            after, before = logic.reminder_window(now, days_before)
+            day, last = after.astimezone(UTC).date(), before.astimezone(UTC).date()
+            while day <= last:
+                for snapshot in Lot.expiring(day, after, before, not_reminded=days_before):
+                    self._remind(snapshot, days_before, now, tally)
+                day += timedelta(days=1)
+
+    def _remind(self, snapshot: Lot, days_before: int, now: datetime, tally: _Tally) -> bool:
+        """Mark one lot's customer warned `days_before` local days ahead if that is today
+        in the lot's zone (UTC when the lot does not know it); False when it is not, was
+        done already, or nothing is left to expire."""
+        expires_at = snapshot.expires_at
+        if snapshot.state != AVAILABLE or snapshot.remaining <= 0 or expires_at is None:
+            return False
+        tz = snapshot.timezone or "UTC"
+        if logic.days_before_expiry(expires_at, now, tz) != days_before:
+            return False
+        lot = Lot.ref(snapshot.customer_id, snapshot.currency, snapshot.lot_id)
+        actions, condition = Lot.remind(days_before, now)
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                lot.update(actions, condition=condition)
+            except UpdateError as error:
+                if error.cause_response_code == "ConditionalCheckFailedException":
+                    return False
+                # A spend or a refund of the lot's customer is committing at that moment.
+                if error.cause_response_code != "TransactionConflictException":
+                    raise
+                _backoff(attempt)
+                continue
+            # The update returns the lot as stored: what it holds at the warning.
+            tally.reminded(lot.currency, lot.remaining)
+            return True
+        # The next run, a quarter of an hour later on the same local day, tries again.
+        logger.warning("lot not reminded for contention", extra={"lotId": snapshot.lot_id})
+        return False
 
     def _release(self, snapshot: Lot, now: datetime, tally: _Tally) -> bool:
         """Release one due lot (then expire it at once if its expiry passed too); False
@@ -1632,6 +1693,7 @@ def _new_lot(
     amount: int,
     available_at: datetime,
     expires_at: datetime | None,
+    timezone: str,
     now: datetime,
     order_id: str | None = None,
     claim_id: str | None = None,
@@ -1663,6 +1725,7 @@ def _new_lot(
         credited_at=now,
         available_at=available_at,
         expires_at=expires_at,
+        timezone=timezone,
         version=1,
     )
     pending, available, owed = (0, amount - settled, -settled) if at_once else (amount, 0, 0)
@@ -1714,6 +1777,8 @@ class _Tally:
         self.expired_count = 0
         self.released_amount: dict[str, int] = {}
         self.expired_amount: dict[str, int] = {}
+        self.reminded_count = 0
+        self.reminded_amount: dict[str, int] = {}
         self.lag: float | None = None
 
     def _late(self, due: datetime) -> None:
@@ -1731,6 +1796,10 @@ class _Tally:
         if due is not None:
             self._late(due)
 
+    def reminded(self, currency: str, amount: int) -> None:
+        self.reminded_count += 1
+        self.reminded_amount[currency] = self.reminded_amount.get(currency, 0) + amount
+
     def report(self) -> SweepReport:
         return SweepReport(
             released=self.released_count,
@@ -1738,4 +1807,6 @@ class _Tally:
             expired=self.expired_count,
             expired_amount=dict(self.expired_amount),
             lag_seconds=self.lag,
+            reminded=self.reminded_count,
+            reminded_amount=dict(self.reminded_amount),
         )

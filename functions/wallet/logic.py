@@ -1,6 +1,8 @@
 """The wallet's rules, pure: no AWS, no PynamoDB (the import test checks it).
 
-- when a lot becomes available and when it expires (`availability`);
+- when a lot becomes available and when it expires (`availability`), and on which local
+  days its customer is warned before it expires (`CASHBACK_REMINDER_DAYS`,
+  `days_before_expiry`, `reminder_window`);
 - what a purchase earns in a campaign, or why nothing (`earning_for`, `Outcome`);
 - what a refund takes back: each lot keeps ``floor(earned * (total - refunded) / total)``
   of what it earned, on the order's cumulative refunded total (`kept`, `reversal`), so
@@ -23,7 +25,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, cast
 
@@ -31,11 +33,12 @@ from pydantic import ValidationError
 
 from functions.campaigns.config import CampaignConfig
 from functions.campaigns.rewards import Cart, LineItem, reward_for
-from functions.core.clock import deadline_after_days, format_instant
+from functions.core.clock import deadline_after_days, format_instant, local_date
 from functions.core.vocabulary import SalesChannel
 from functions.wallet.errors import InvalidPageToken, UnknownRefundItem
 
 __all__ = [
+    "CASHBACK_REMINDER_DAYS",
     "MAX_LOTS_PER_SPEND",
     "AuditReport",
     "BalanceFacts",
@@ -53,6 +56,7 @@ __all__ = [
     "audit_differences",
     "availability",
     "cart_of",
+    "days_before_expiry",
     "decode_page_token",
     "earning_for",
     "encode_page_token",
@@ -61,6 +65,7 @@ __all__ = [
     "purchase_fingerprint",
     "refund_fingerprint",
     "refund_of_items",
+    "reminder_window",
     "reversal",
     "settle_owed",
     "spendable_total",
@@ -139,6 +144,36 @@ def availability(
     if expires_after_days is None:
         return available_at, None
     return available_at, deadline_after_days(available_at, expires_after_days - 1, tz)
+
+
+# -- reminders before expiry ----------------------------------------------------------
+
+# The local days before its expiry on which a lot's customer is warned that its remainder
+# will expire (`CashbackExpiring`): a week ahead, and on its last day.
+CASHBACK_REMINDER_DAYS: Final = (7, 1)
+# How far a zone's offset may move between two instants a week apart (a DST change, the
+# odd shift of a zone's standard time): `reminder_window` is that much wider each side.
+_OFFSET_SHIFT: Final = timedelta(hours=3)
+
+
+def days_before_expiry(expires_at: datetime, now: datetime, tz: str) -> int:
+    """How many local days of `tz` `now` is before `expires_at`: the local date of the
+    expiry minus today's. An expiry is the start of a local day (`availability`), so 1
+    means today is the last day to spend it, 7 that a week is left."""
+    return (local_date(expires_at, tz) - local_date(now, tz)).days
+
+
+def reminder_window(now: datetime, days_before: int) -> tuple[datetime, datetime]:
+    """Instants bounding every expiry that is `days_before` local days after `now` in some
+    time zone, whichever it is (lots of many zones share the expiry index).
+
+    Two instants `d` local dates apart are more than ``d - 1`` and less than ``d + 1``
+    days apart on the local clock, which differs from elapsed time only by the zone's
+    offset changes in between."""
+    return (
+        now + timedelta(days=days_before - 1) - _OFFSET_SHIFT,
+        now + timedelta(days=days_before + 1) + _OFFSET_SHIFT,
+    )
 
 
 # -- earning --------------------------------------------------------------------------

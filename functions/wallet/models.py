@@ -39,7 +39,12 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from pynamodb.attributes import ListAttribute, MapAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberSetAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.exceptions import PutError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -343,8 +348,13 @@ class Lot(TableModel):
         sk=``<expiresAt>#<lotId>``
 
       The index is eventually consistent: the sweep's conditions on the lot decide.
+    - lots expiring in a span of time, not yet warned some days ahead (gsi1, the expiry
+      buckets above; `expiring`)
     - change: `change`, conditional on the version read; the index keys follow the state
       and remainder it leaves.
+    - warn its customer once per reminder day: `remind`, conditional on the day not being
+      marked yet and on something being left to expire; the stream's change of
+      ``remindedDays`` is the reminder's event (`functions.wallet.outbox`).
     """
 
     Meta = table_meta(WALLET)
@@ -375,6 +385,13 @@ class Lot(TableModel):
     available_at = InstantAttribute(attr_name="availableAt")
     expires_at = optional(InstantAttribute(attr_name="expiresAt"))
     version = IntegerAttribute(default=1)
+    # The campaign's time zone, whose local days its availability and expiry were counted
+    # in (absent on lots credited before lots kept it: theirs are UTC days).
+    timezone = optional(UnicodeAttribute())
+    # How many local days before its expiry its customer was warned (each reminder day
+    # once), and when last.
+    reminded_days = optional(NumberSetAttribute(attr_name="remindedDays"))
+    reminded_at = optional(InstantAttribute(attr_name="remindedAt"))
 
     @staticmethod
     def key(customer_id: str, currency: str, lot_id: str) -> tuple[str, str]:
@@ -469,6 +486,33 @@ class Lot(TableModel):
         else:
             actions += [Lot.gsi1pk.set(moved.gsi1pk), Lot.gsi1sk.set(moved.gsi1sk)]
         return actions, condition, moved
+
+    @staticmethod
+    def remind(days_before: int, at: datetime) -> tuple[list[Action], Condition]:
+        """Mark the customer warned `days_before` days ahead of the expiry; refused if they
+        already were, or if nothing is left to expire (spent, reversed, expired). The
+        version stays as it is: a reminder moves no money, so a spend that read the lot
+        just before still commits."""
+        actions: list[Action] = [Lot.reminded_days.add({days_before}), Lot.reminded_at.set(at)]
+        condition = (
+            (Lot.state == AVAILABLE)
+            & (Lot.remaining > 0)
+            & ~Lot.reminded_days.contains(days_before)
+        )
+        return actions, condition
+
+    @classmethod
+    def expiring(
+        cls, day: date, after: datetime, before: datetime, *, not_reminded: int
+    ) -> Iterator[Lot]:
+        """Lots in `day`'s expiry bucket (`DUE_EXPIRE`) expiring from `after` to `before`
+        whose customer was not yet warned `not_reminded` days ahead (gsi1: eventually
+        consistent)."""
+        return cls.gsi1.query(
+            DUE_EXPIRE + day_key(day),
+            cls.gsi1sk.between(instant_key(after), instant_key(before)),
+            filter_condition=~cls.reminded_days.contains(not_reminded),
+        )
 
     @classmethod
     def due(cls, prefix: str, day: date, until: datetime) -> Iterator[Lot]:

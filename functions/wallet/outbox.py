@@ -10,18 +10,24 @@ outbox function (`functions.wallet.handlers.outbox`) publishes from it instead:
 - a refund inserted (``ORDER#<orderId>`` / ``REFUND#<refundId>``): `PurchaseRefunded`;
 - a ledger entry inserted (``CUSTOMER#<customerId>`` / ``ENTRY#...``), by its kind:
   ``credit``: `CashbackCredited`, ``release``: `CashbackAvailable`, ``spend``:
-  `CashbackSpent`, ``reverse``: `CashbackReversed`, ``expire``: `CashbackExpired`.
+  `CashbackSpent`, ``reverse``: `CashbackReversed`, ``expire``: `CashbackExpired`;
+- a lot modified (``CUSTOMER#<customerId>`` / ``BALANCE#<currency>#LOT#<lotId>``) whose
+  ``remindedDays`` gained a day: `CashbackExpiring`, that many local days before its
+  expiry, for what the lot still held (the sweep marks each reminder day once,
+  `functions.wallet.models.Lot.remind`).
 
 Every other change is no event: balances, lots, markers, counters, the sweep's watermark,
-modifications (entries are immutable; a purchase's outcomes and refunded total are
-bookkeeping) and ``cancel`` entries (a spend given back has no event in the contract).
+other modifications (entries are immutable; a purchase's outcomes and refunded total are
+bookkeeping; a lot's money moving is announced by its entry) and ``cancel`` entries (a
+spend given back has no event in the contract).
 
 The stream delivers at least once and Lambda retries whole stretches of a shard, so an
 event's id is derived from its fact (detail type, the item's key): a record delivered again
 is published with the same ``eventId``, which consumers dedupe on. A ledger entry's key
 ends with its entry id, which is itself derived from the business fact (the order and
 campaign, the claim, the lot released...), so even a retried write that the ledger refused
-as a duplicate could never announce the fact twice.
+as a duplicate could never announce the fact twice. A reminder's id is the lot's key and
+its reminder day, which the lot's condition lets be marked only once.
 
 Items are read back through their PynamoDB models (`functions.wallet.models`; a stream
 image is the item in the DynamoDB JSON the table stores), so attribute names and types are
@@ -39,6 +45,7 @@ from functions.core.event_types import (
     CashbackAvailable,
     CashbackCredited,
     CashbackExpired,
+    CashbackExpiring,
     CashbackReversed,
     CashbackSpent,
     LineItem,
@@ -48,6 +55,7 @@ from functions.core.event_types import (
 from functions.core.money import Money
 from functions.core.outbox import (
     INSERT,
+    MODIFY,
     OutboxRecordError,
     begins_with,
     event_id,
@@ -55,12 +63,14 @@ from functions.core.outbox import (
     string_key,
 )
 from functions.wallet.models import (
+    BALANCE_PREFIX,
     CUSTOMER_PREFIX,
     ENTRY_PREFIX,
     ORDER_PREFIX,
     PURCHASE_SK,
     REFUND_PREFIX,
     LedgerEntry,
+    Lot,
     Purchase,
     Refund,
     credit_entry_id,
@@ -82,6 +92,7 @@ WalletEvent: TypeAlias = (
     | CashbackSpent
     | CashbackReversed
     | CashbackExpired
+    | CashbackExpiring
 )
 
 # The ledger entry kinds that are events, and which.
@@ -95,6 +106,8 @@ ENTRY_KINDS_PUBLISHED: Final = (CREDIT, RELEASE, SPEND, REVERSE, EXPIRE)
 _PARTITION_KEY: Final = LedgerEntry.pk.attr_name
 _SORT_KEY: Final = LedgerEntry.sk.attr_name
 _KIND: Final = LedgerEntry.kind.attr_name
+_REMINDED_DAYS: Final = Lot.reminded_days.attr_name
+_REMINDED_AT: Final = Lot.reminded_at.attr_name
 
 
 # Lambda event filter patterns (EventBridge pattern syntax over the stream record), OR'ed.
@@ -124,16 +137,33 @@ STREAM_FILTERS: Final[tuple[dict[str, Any], ...]] = (
             "NewImage": {_KIND: {"S": list(ENTRY_KINDS_PUBLISHED)}},
         },
     },
+    # A lot once warned keeps its mark, so its later changes pass too; `event_for` finds
+    # no new day in them (patterns cannot compare the two images).
+    {
+        "eventName": [MODIFY],
+        "dynamodb": {
+            "Keys": {
+                _PARTITION_KEY: begins_with(CUSTOMER_PREFIX),
+                _SORT_KEY: begins_with(BALANCE_PREFIX),
+            },
+            "NewImage": {_REMINDED_AT: {"S": [{"exists": True}]}},
+        },
+    },
 )
 
 
 def event_for(record: Mapping[str, Any]) -> WalletEvent | None:
     """The event a DynamoDB stream record (as Lambda delivers it) stands for, if any."""
-    if record.get("eventName") != INSERT:
+    name = record.get("eventName")
+    if name not in (INSERT, MODIFY):
         return None
     change: Mapping[str, Any] = record.get("dynamodb") or {}
     keys: Mapping[str, Any] = change.get("Keys") or {}
     partition, sort = string_key(keys, _PARTITION_KEY), string_key(keys, _SORT_KEY)
+    if name == MODIFY:
+        if partition.startswith(CUSTOMER_PREFIX) and sort.startswith(BALANCE_PREFIX):
+            return _reminder(change)
+        return None
     if partition.startswith(ORDER_PREFIX):
         return _order_event(sort, change)
     if partition.startswith(CUSTOMER_PREFIX) and sort.startswith(ENTRY_PREFIX):
@@ -157,6 +187,12 @@ def _order_event(sort: str, change: Mapping[str, Any]) -> WalletEvent | None:
 def _new_image(change: Mapping[str, Any]) -> dict[str, Any]:
     return stream_image(
         change, "NewImage", requirement="the Wallet table's stream must carry new images"
+    )
+
+
+def _old_image(change: Mapping[str, Any]) -> dict[str, Any]:
+    return stream_image(
+        change, "OldImage", requirement="the Wallet table's stream must carry NEW_AND_OLD_IMAGES"
     )
 
 
@@ -262,6 +298,37 @@ def _expired(entry: LedgerEntry) -> CashbackExpired:
     # event id stays the expiry entry's, a fact of its own.
     fields["entryId"] = credit_entry_id(_required(entry.lot_id, "lotId", entry))
     return CashbackExpired(**fields, campaignId=_required(entry.campaign_id, "campaignId", entry))
+
+
+# -- reminders ----------------------------------------------------------------------------
+
+
+def _reminder(change: Mapping[str, Any]) -> CashbackExpiring | None:
+    """A balance or lot modified: a reminder when the lot's ``remindedDays`` gained a day."""
+    new_image = _new_image(change)
+    if _REMINDED_DAYS not in new_image:
+        return None  # a balance, or a lot never warned
+    after, before = Lot.from_raw_data(new_image), Lot.from_raw_data(_old_image(change))
+    marked = (after.reminded_days or set()) - (before.reminded_days or set())
+    if not marked:
+        return None
+    if len(marked) > 1:
+        # `Lot.remind` marks one day per write; two at once would be two reminders in
+        # one record, which cannot be published as one event.
+        raise OutboxRecordError(
+            f"Lot {after.pk} / {after.sk} gained several remindedDays at once: {sorted(marked)}"
+        )
+    days_before = int(marked.pop())
+    return CashbackExpiring(
+        eventId=event_id(CashbackExpiring.detail_type, after.pk, after.sk, str(days_before)),
+        occurredAt=_required(after.reminded_at, "remindedAt", after),
+        customerId=after.customer_id,
+        entryId=credit_entry_id(after.lot_id),
+        amount=Money.of(after.remaining, after.currency),
+        campaignId=after.campaign_id,
+        expiresAt=_required(after.expires_at, "expiresAt", after),
+        daysBefore=days_before,
+    )
 
 
 _ENTRY_EVENTS: Final[dict[str, Callable[[LedgerEntry], WalletEvent]]] = {

@@ -14,8 +14,9 @@ Each function may do what its code calls and nothing else:
 - The credit function, a task of the claims state machine, writes the claim's lot to the
   wallet table and reads its campaign (pending days, expiry); the claims workflow
   reserved the budget in a step of its own, so it may not update campaigns.
-- The outbox reads the wallet table's stream, filtered to purchases, refunds and ledger
-  entries (`functions.wallet.outbox.STREAM_FILTERS`), and publishes to the bus; it may
+- The outbox reads the wallet table's stream, filtered to purchases, refunds, ledger
+  entries and the lots the sweep marked warned of their expiry
+  (`functions.wallet.outbox.STREAM_FILTERS`), and publishes to the bus; it may
   not touch the table's items. Records that keep failing wait in its stream DLQ.
 
 Alarms: the sweep and the outbox are event-driven, so each pages on its errors and its

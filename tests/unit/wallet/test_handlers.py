@@ -16,8 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import fastjsonschema
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from functions.core.clock import FixedClock, frozen_at
@@ -25,12 +28,13 @@ from functions.core.event_types import (
     CashbackAvailable,
     CashbackCredited,
     CashbackExpired,
+    CashbackExpiring,
     CashbackReversed,
     CashbackSpent,
     PurchaseRecorded,
     PurchaseRefunded,
 )
-from functions.core.events import InMemoryPublisher
+from functions.core.events import InMemoryPublisher, detail_schema_path
 from functions.core.money import Money
 from functions.core.observability import instrumented
 from functions.core.tables import WALLET
@@ -271,6 +275,8 @@ def test_the_sweep_runs_on_the_clock_and_reports_what_moved(
         expired=1,
         expired_amount={"JPY": 40},
         lag_seconds=42.5,
+        reminded=2,
+        reminded_amount={"JPY": 700},
     )
     store = RecordingStore(report)
     monkeypatch.setattr(sweep_module, "store", store)
@@ -285,9 +291,12 @@ def test_the_sweep_runs_on_the_clock_and_reports_what_moved(
         "expired": 1,
         "expiredAmount": {"JPY": 40},
         "lagSeconds": 42.5,
+        "reminded": 2,
+        "remindedAmount": {"JPY": 700},
     }
     (line,) = logs.with_message("wallet swept")
     assert (line["released"], line["expired"], line["lagSeconds"]) == (3, 1, 42.5)
+    assert (line["reminded"], line["remindedAmount"]) == (2, {"JPY": 700})
     out = capsys.readouterr().out
     assert metric_values(out, "CashbackReleases") == [3.0]
     assert metric_values(out, "CashbackReleasedAmount", currency="JPY") == [1500.0]
@@ -295,6 +304,8 @@ def test_the_sweep_runs_on_the_clock_and_reports_what_moved(
     assert metric_values(out, "CashbackExpiries") == [1.0]
     assert metric_values(out, "CashbackExpiredAmount", currency="JPY") == [40.0]
     assert metric_values(out, "WalletSweepLag") == [42.5]
+    assert metric_values(out, "CashbackReminders") == [2.0]
+    assert metric_values(out, "CashbackRemindedAmount", currency="JPY") == [700.0]
 
 
 def test_a_sweep_with_nothing_overdue_records_no_lag(
@@ -644,6 +655,10 @@ NO_EVENTS = [
     ),
     pytest.param(stream_record("MODIFY", old=refund_item(), new=refund_item()), id="refund plan"),
     pytest.param(stream_record("MODIFY", old=BALANCE, new=BALANCE), id="balance moved"),
+    pytest.param(
+        stream_record("MODIFY", old=LOT, new=Lot(**{**LOT.attribute_values, "remaining": 500})),
+        id="lot moved",
+    ),
     pytest.param(stream_record("REMOVE", old=CREDIT), id="entry removed"),
 ]
 
@@ -850,3 +865,249 @@ def test_the_table_s_own_stream_yields_one_event_per_fact(clock: FixedClock) -> 
     passed = [record for record in records if delivered(record)]
     assert len(passed) == len(events.published)
     assert store.audit("cust-1").ok
+
+
+# -- reminders before cashback expires ----------------------------------------------------
+
+# The rebate's claim lot (approved 10 May, Tokyo): spendable from local 12 May, expiring at
+# the start of local 22 May (2027-05-21T15:00Z). Its reminder days, counted in Tokyo days,
+# are local 15 May (7 days before) and local 21 May (1 day before).
+CLAIM_AVAILABLE = datetime(2027, 5, 11, 15, 0, tzinfo=UTC)
+CLAIM_EXPIRES = datetime(2027, 5, 21, 15, 0, tzinfo=UTC)
+TOKYO_15_MAY = datetime(2027, 5, 14, 15, 0, tzinfo=UTC)
+
+
+def published_reminders() -> list[CashbackExpiring]:
+    """The reminders the outbox publishes from the Wallet table's stream so far; the
+    records the mapping's filters let through publish exactly the same."""
+    records = _stream_records()
+    everything, delivered_only = InMemoryPublisher(), InMemoryPublisher()
+    assert Outbox(everything).handle({"Records": records}) == {"batchItemFailures": []}
+    passed = [record for record in records if delivered(record)]
+    assert Outbox(delivered_only).handle({"Records": passed}) == {"batchItemFailures": []}
+    assert delivered_only.detail_types == everything.detail_types
+    return everything.of_type(CashbackExpiring)
+
+
+def test_the_sweep_warns_on_each_local_reminder_day_once(clock: FixedClock) -> None:
+    credit_module.handler(claim_credit(), lambda_context("rebates-wallet-credit"))
+    assert sweep(clock, CLAIM_AVAILABLE + timedelta(minutes=15))["released"] == 1
+
+    # 14 May 23:59 in Tokyo: eight local days before (in UTC days it would already be 7).
+    assert sweep(clock, TOKYO_15_MAY - timedelta(minutes=1))["reminded"] == 0
+    first = sweep(clock, TOKYO_15_MAY)
+    assert (first["reminded"], first["remindedAmount"]) == (1, {"JPY": 1000})
+    # Every later run of that local day finds the lot already warned.
+    for later in (timedelta(minutes=15), timedelta(hours=12), timedelta(hours=23, minutes=45)):
+        assert sweep(clock, TOKYO_15_MAY + later)["reminded"] == 0
+    assert sweep(clock, TOKYO_15_MAY + timedelta(days=1))["reminded"] == 0  # six days before
+    last = sweep(clock, CLAIM_EXPIRES - timedelta(days=1))
+    assert (last["reminded"], last["remindedAmount"]) == (1, {"JPY": 1000})
+    assert sweep(clock, CLAIM_EXPIRES - timedelta(minutes=1))["reminded"] == 0
+    at_expiry = sweep(clock, CLAIM_EXPIRES)
+    assert (at_expiry["expired"], at_expiry["reminded"]) == (1, 0)
+
+    week, day = published_reminders()
+    lot_id = claim_lot_id("clm_01")
+    # Published under the stream record's correlation id, as every outbox event.
+    assert week.model_dump(mode="json", exclude={"eventId", "correlationId"}) == {
+        "occurredAt": "2027-05-14T15:00:00Z",
+        "customerId": "cust-1",
+        "entryId": credit_entry_id(lot_id),
+        "amount": {"amount": 1000, "currency": "JPY"},
+        "campaignId": REBATE["id"],
+        "expiresAt": "2027-05-21T15:00:00Z",
+        "daysBefore": 7,
+    }
+    assert (day.daysBefore, day.amount) == (1, yen(1000))
+    assert day.occurredAt == CLAIM_EXPIRES - timedelta(days=1)
+    assert week.eventId != day.eventId
+    assert WalletStore().audit("cust-1").ok
+
+
+def test_a_lot_that_does_not_know_its_time_zone_counts_utc_days(clock: FixedClock) -> None:
+    credit_module.handler(claim_credit(), lambda_context("rebates-wallet-credit"))
+    sweep(clock, CLAIM_AVAILABLE + timedelta(minutes=15))
+    # A lot credited before lots kept their campaign's time zone.
+    Lot(
+        lot_id=claim_lot_id("clm_legacy"),
+        customer_id="cust-2",
+        campaign_id=REBATE["id"],
+        currency="JPY",
+        source="claim",
+        claim_id="clm_legacy",
+        state="available",
+        earned=500,
+        remaining=500,
+        credited_at=OPEN,
+        available_at=OPEN,
+        expires_at=CLAIM_EXPIRES,
+    ).save()
+
+    # 14 May in UTC is seven UTC days before 21 May; in Tokyo it is still 14 May.
+    utc_day = sweep(clock, TOKYO_15_MAY - timedelta(minutes=1))
+    assert (utc_day["reminded"], utc_day["remindedAmount"]) == (1, {"JPY": 500})
+    tokyo_day = sweep(clock, TOKYO_15_MAY)
+    assert (tokyo_day["reminded"], tokyo_day["remindedAmount"]) == (1, {"JPY": 1000})
+
+    reminders = published_reminders()
+    assert [(r.customerId, r.daysBefore) for r in reminders] == [("cust-2", 7), ("cust-1", 7)]
+
+
+def test_only_lots_with_something_left_are_warned_for_what_is_left(clock: FixedClock) -> None:
+    document = {key: value for key, value in CASHBACK_NOW.items() if value is not None}
+    publish(document)
+    store = WalletStore()
+    store.campaigns.clear()
+    for customer in ("cust-1", "cust-2", "cust-3", "cust-4"):
+        store.record_purchase(
+            PurchaseInput(
+                order_id=f"order-{customer}",
+                customer_id=customer,
+                channel="online",
+                placed_at=OPEN,
+                currency="JPY",
+                items=(PurchaseLine(sku="TENT-2", category="tents", quantity=1, unit_price=20000),),
+                total=20000,
+            ),
+            now=OPEN,
+        )
+    # Refunded whole while pending: nothing is left to release.
+    store.refund(
+        "order-cust-3",
+        RefundInput(refund_id="refund-1", amount=20000, currency="JPY", items=None),
+        now=OPEN,
+    )
+    # Spendable from local 11 May, expiring at the start of local 16 May.
+    assert sweep(clock, datetime(2027, 5, 10, 15, 5, tzinfo=UTC))["released"] == 3
+    spent_at = datetime(2027, 5, 12, 3, 0, tzinfo=UTC)
+    store.spend("cust-2", "checkout-2", yen(2000), now=spent_at)  # spent to zero
+    store.spend("cust-4", "checkout-4", yen(500), now=spent_at)
+
+    answer = sweep(clock, datetime(2027, 5, 14, 15, 5, tzinfo=UTC))  # local 15 May
+
+    assert (answer["reminded"], answer["remindedAmount"]) == (2, {"JPY": 3500})
+    reminders = published_reminders()
+    assert sorted((r.customerId, r.amount.amount, r.daysBefore) for r in reminders) == [
+        ("cust-1", 2000, 1),
+        ("cust-4", 1500, 1),
+    ]
+    assert all(r.expiresAt == datetime(2027, 5, 15, 15, 0, tzinfo=UTC) for r in reminders)
+    for customer in ("cust-1", "cust-2", "cust-3", "cust-4"):
+        assert store.audit(customer).ok
+
+
+class CrashingStore(WalletStore):
+    """A sweep whose process dies right after it warned about its first lot."""
+
+    def _remind(self, snapshot: Lot, days_before: int, now: datetime, tally: Any) -> bool:
+        warned = super()._remind(snapshot, days_before, now, tally)
+        if warned:
+            raise RuntimeError("the sweep's process died")
+        return warned
+
+
+def test_a_sweep_that_dies_midway_warns_the_rest_next_time_and_nobody_twice(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for claim_id in ("clm_01", "clm_02"):
+        credit_module.handler(claim_credit(claim_id), lambda_context("rebates-wallet-credit"))
+    sweep(clock, CLAIM_AVAILABLE + timedelta(minutes=15))
+    monkeypatch.setattr(sweep_module, "store", CrashingStore())
+    with pytest.raises(RuntimeError):
+        sweep(clock, TOKYO_15_MAY)
+    monkeypatch.setattr(sweep_module, "store", WalletStore())
+
+    assert sweep(clock, TOKYO_15_MAY + timedelta(minutes=15))["reminded"] == 1
+    assert sweep(clock, TOKYO_15_MAY + timedelta(minutes=30))["reminded"] == 0
+
+    reminders = published_reminders()
+    assert sorted(r.entryId for r in reminders) == [
+        credit_entry_id(claim_lot_id("clm_01")),
+        credit_entry_id(claim_lot_id("clm_02")),
+    ]
+    assert len({r.eventId for r in reminders}) == 2
+
+
+# The outbox's view of a reminder: the lot's change that marks the day.
+REMINDED_AT = datetime(2027, 6, 2, 15, 0, 3, tzinfo=UTC)
+
+
+def lot_item(**changes: Any) -> Lot:
+    return Lot(**{**LOT.attribute_values, "timezone": "Asia/Tokyo", **changes})
+
+
+def reminded(days: set[int], before: set[int] | None = None, **changes: Any) -> dict[str, Any]:
+    old = lot_item(reminded_days=before) if before else lot_item()
+    new = lot_item(reminded_days=days, reminded_at=REMINDED_AT, **changes)
+    return stream_record("MODIFY", old=old, new=new)
+
+
+def test_a_reminder_marked_on_a_lot_is_a_valid_cashback_expiring() -> None:
+    record = reminded({7}, remaining=1200, spent=800)
+    event = event_for(record)
+    assert isinstance(event, CashbackExpiring)
+    detail = event.model_dump(mode="json")
+    assert {key: value for key, value in detail.items() if key != "eventId"} == {
+        "occurredAt": "2027-06-02T15:00:03Z",
+        "correlationId": None,
+        "customerId": "cust-1",
+        "entryId": credit_entry_id(ORDER_LOT),
+        "amount": {"amount": 1200, "currency": "JPY"},
+        "campaignId": "camp-cashback-2027",
+        "expiresAt": "2027-06-09T15:00:00Z",
+        "daysBefore": 7,
+    }
+    schema = json.loads(detail_schema_path("CashbackExpiring").read_text(encoding="utf-8"))
+    fastjsonschema.compile(schema)(detail)
+    assert delivered(record)
+    # Delivered again: the same event; the next reminder of the lot: another.
+    again = event_for(json.loads(json.dumps(record)))
+    assert again is not None and again.eventId == event.eventId
+    next_one = event_for(reminded({7, 1}, before={7}))
+    assert isinstance(next_one, CashbackExpiring) and next_one.daysBefore == 1
+    assert next_one.eventId != event.eventId
+    events = InMemoryPublisher()
+    assert Outbox(events).handle(batch(record)) == {"batchItemFailures": []}
+    assert events.detail_types == ["CashbackExpiring"]
+
+
+def test_a_warned_lot_changing_again_is_no_second_reminder() -> None:
+    spent_after = stream_record(
+        "MODIFY",
+        old=lot_item(reminded_days={7}, reminded_at=REMINDED_AT),
+        new=lot_item(reminded_days={7}, reminded_at=REMINDED_AT, remaining=0, spent=2000),
+    )
+    assert event_for(spent_after) is None
+    never_warned = stream_record("MODIFY", old=lot_item(), new=lot_item(remaining=0, spent=2000))
+    assert event_for(never_warned) is None
+    assert not delivered(never_warned)
+
+
+def test_a_change_marking_two_days_at_once_cannot_be_read_as_one_reminder() -> None:
+    with pytest.raises(OutboxRecordError, match="remindedDays"):
+        event_for(reminded({7, 1}))
+
+
+def test_a_reminder_meeting_a_commit_in_progress_is_tried_again(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credit_module.handler(claim_credit(), lambda_context("rebates-wallet-credit"))
+    sweep(clock, CLAIM_AVAILABLE + timedelta(minutes=15))
+    update, conflicts = Lot.update, [1]
+
+    def conflicting_once(self: Lot, *args: Any, **kwargs: Any) -> Any:
+        if conflicts:
+            conflicts.pop()
+            conflict = ClientError(
+                {"Error": {"Code": "TransactionConflictException", "Message": "in progress"}},
+                "UpdateItem",
+            )
+            raise UpdateError("Failed to update item", cause=conflict)
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(Lot, "update", conflicting_once)
+    answer = sweep(clock, TOKYO_15_MAY)
+
+    assert (answer["reminded"], conflicts) == (1, [])
+    assert [r.daysBefore for r in published_reminders()] == [7]

@@ -4,7 +4,7 @@ page tokens and the audit's arithmetic. No AWS here."""
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from functions.campaigns.config import parse_campaign
+from functions.core.clock import local_date, start_of_local_day
 from functions.wallet import logic
 from functions.wallet.errors import InvalidPageToken, UnknownRefundItem
 from functions.wallet.logic import (
@@ -97,6 +98,66 @@ def test_a_credit_recorded_after_its_pending_period_is_available_at_once() -> No
     assert available == late
     # Expiry counts from when it became available.
     assert expires == datetime(2027, 5, 21, 15, 0, tzinfo=UTC)
+
+
+# -- reminders before expiry ----------------------------------------------------------
+
+
+def test_reminder_days_are_the_local_days_before_the_expiry_s_day() -> None:
+    # Expiring at the start of local 2027-05-22 in Tokyo (15:00Z the day before).
+    expires = datetime(2027, 5, 21, 15, 0, tzinfo=UTC)
+    tokyo_15_may = datetime(2027, 5, 14, 15, 0, tzinfo=UTC)
+    assert logic.days_before_expiry(expires, tokyo_15_may, "Asia/Tokyo") == 7
+    assert logic.days_before_expiry(expires, tokyo_15_may - timedelta(seconds=1), "Asia/Tokyo") == 8
+    assert logic.days_before_expiry(expires, expires - timedelta(seconds=1), "Asia/Tokyo") == 1
+    # The same instants counted in UTC days.
+    assert logic.days_before_expiry(expires, tokyo_15_may - timedelta(seconds=1), "UTC") == 7
+    assert logic.CASHBACK_REMINDER_DAYS == (7, 1)
+
+
+def test_the_reminder_window_allows_for_a_clock_change_in_between() -> None:
+    # Just after local midnight in New York, a week before the last moment of the day
+    # the clocks go back (2027-11-07): 8 days and an hour apart, 7 local days before.
+    now = start_of_local_day(date(2027, 10, 31), "America/New_York")
+    expires = start_of_local_day(date(2027, 11, 8), "America/New_York") - timedelta(microseconds=1)
+    assert expires - now > timedelta(days=8)
+    assert logic.days_before_expiry(expires, now, "America/New_York") == 7
+    after, before = logic.reminder_window(now, 7)
+    assert after <= expires <= before
+
+
+ZONES = [
+    "UTC",
+    "Asia/Tokyo",
+    "America/New_York",  # DST
+    "Australia/Lord_Howe",  # a half-hour DST
+    "Asia/Kathmandu",  # +05:45
+    "Pacific/Kiritimati",  # +14
+    "Pacific/Pago_Pago",  # -11
+    "America/Santiago",  # DST at midnight
+]
+
+
+@PROPERTIES
+@given(
+    tz=st.sampled_from(ZONES),
+    now=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2029, 1, 1), timezones=st.just(UTC)
+    ),
+    days_before=st.sampled_from([1, 2, 7]),
+    millionths=st.integers(min_value=0, max_value=999_999),
+)
+def test_the_reminder_window_holds_every_expiry_that_many_local_days_away(
+    tz: str, now: datetime, days_before: int, millionths: int
+) -> None:
+    # Any instant of the local day `days_before` days after today's (expiries of lots
+    # that know their zone are its start; of lots that do not, any time of a UTC day).
+    day = local_date(now, tz) + timedelta(days=days_before)
+    start, end = start_of_local_day(day, tz), start_of_local_day(day + timedelta(days=1), tz)
+    expires = start + (end - start) * millionths // 1_000_000
+    assert logic.days_before_expiry(expires, now, tz) == days_before
+    after, before = logic.reminder_window(now, days_before)
+    assert after <= expires <= before
 
 
 # -- earning --------------------------------------------------------------------------
