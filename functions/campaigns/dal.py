@@ -512,6 +512,7 @@ def _offer_item(config: CampaignConfig, offer: OfferConfig, version: int) -> Off
         starts_at=config.starts_at,
         ends_at=config.ends_at,
         reminders_days_before_expiry=list(offer.reminders_days_before_expiry),
+        issue_after_purchase=offer.issue_after_purchase,
     )
 
 

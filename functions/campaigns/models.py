@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     NumberAttribute,
@@ -243,6 +244,9 @@ class Offer(TableModel):
     reminders_days_before_expiry = ListAttribute[int](
         attr_name="remindersDaysBeforeExpiry", default=list
     )
+    # A purchase in the campaign issues the buyer one of this offer's codes (offers'
+    # purchases consumer); absent on items from before the field existed: False.
+    issue_after_purchase = BooleanAttribute(attr_name="issueAfterPurchase", default=False)
 
     @staticmethod
     def key(offer_id: str) -> tuple[str, str]:

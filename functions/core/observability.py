@@ -221,6 +221,8 @@ class Metric(StrEnum):
     REDEMPTIONS = "Redemptions"
     REFUSALS = "Refusals"
     CODES_ISSUED = "CodesIssued"
+    POST_PURCHASE_CODES_SKIPPED = "PostPurchaseCodesSkipped"
+    OFFER_REMINDERS = "OfferReminders"
     CAMPAIGN_FILES_PUBLISHED = "CampaignFilesPublished"
     CAMPAIGN_FILES_REJECTED = "CampaignFilesRejected"
     OUTBOX_LAG = "OutboxLag"
@@ -235,6 +237,8 @@ class Metric(StrEnum):
     CASHBACK_REVERSED_AMOUNT = "CashbackReversedAmount"
     CASHBACK_EXPIRIES = "CashbackExpiries"
     CASHBACK_EXPIRED_AMOUNT = "CashbackExpiredAmount"
+    CASHBACK_REMINDERS = "CashbackReminders"
+    CASHBACK_REMINDED_AMOUNT = "CashbackRemindedAmount"
     WALLET_SWEEP_LAG = "WalletSweepLag"
     CLAIMS_SUBMITTED = "ClaimsSubmitted"
     CLAIM_OUTCOMES = "ClaimOutcomes"
@@ -242,6 +246,10 @@ class Metric(StrEnum):
     REVIEW_QUEUE_DEPTH = "ReviewQueueDepth"
     REVIEW_QUEUE_OLDEST_SECONDS = "ReviewQueueOldestAge"
     CLAIM_ERRORS = "ClaimErrors"
+    NOTIFICATIONS_SENT = "NotificationsSent"
+    NOTIFICATIONS_FAILED = "NotificationsFailed"
+    NOTIFICATIONS_SUPPRESSED = "NotificationsSuppressed"
+    SMS_SEGMENTS = "SmsSegments"
 
 
 def record_redemption(channel: str) -> None:
@@ -258,6 +266,17 @@ def record_refusal(route: str, reason: str) -> None:
 def record_code_issued(mode: str) -> None:
     """A code was handed to a customer (`unique` or `shared` mode)."""
     _record(Metric.CODES_ISSUED, MetricUnit.Count, 1, mode=mode)
+
+
+def record_post_purchase_code_skipped(reason: str) -> None:
+    """A purchase would have issued its buyer a code, but the offer could not give one
+    (`codes_exhausted`, `offer_archived`, `campaign_archived`, `expired`)."""
+    _record(Metric.POST_PURCHASE_CODES_SKIPPED, MetricUnit.Count, 1, reason=reason)
+
+
+def record_offer_reminders(count: int) -> None:
+    """The reminder sweep marked `count` codes' reminders (each becomes `OfferExpiring`)."""
+    _record(Metric.OFFER_REMINDERS, MetricUnit.Count, count)
 
 
 def record_campaign_file_published() -> None:
@@ -325,6 +344,12 @@ def record_cashback_expired(count: int, amounts: Mapping[str, int]) -> None:
     _record_movement(Metric.CASHBACK_EXPIRIES, Metric.CASHBACK_EXPIRED_AMOUNT, amounts, count)
 
 
+def record_cashback_reminded(count: int, amounts: Mapping[str, int]) -> None:
+    """`count` lots' customers were warned their cashback expires soon, `amounts` by
+    currency what would expire unspent (the sweep)."""
+    _record_movement(Metric.CASHBACK_REMINDERS, Metric.CASHBACK_REMINDED_AMOUNT, amounts, count)
+
+
 def record_sweep_lag(seconds: float) -> None:
     """How long after its due instant the most overdue lot of a wallet sweep moved."""
     _record(Metric.WALLET_SWEEP_LAG, MetricUnit.Seconds, max(0.0, seconds))
@@ -356,6 +381,41 @@ def record_claim_error() -> None:
     """A claim ended in ``error``: a failure no retry mended (pages an operator)."""
     # No dimension for the error: the alarm watches every claim error of the service.
     _record(Metric.CLAIM_ERRORS, MetricUnit.Count, 1)
+
+
+def record_notification_sent(template: str, channel: str) -> None:
+    """A message was handed to its provider (SES, SNS) for the first time."""
+    _record(Metric.NOTIFICATIONS_SENT, MetricUnit.Count, 1, template=template, channel=channel)
+
+
+def record_notification_failed(template: str, channel: str, reason: str) -> None:
+    """A message was refused for good: `reason` is the provider's error code."""
+    _record(
+        Metric.NOTIFICATIONS_FAILED,
+        MetricUnit.Count,
+        1,
+        template=template,
+        channel=channel,
+        reason=reason,
+    )
+
+
+def record_notification_suppressed(template: str, channel: str, reason: str) -> None:
+    """A message was not sent on purpose: `reason` is why (`no_profile`, `no_email`,
+    `no_phone`, `no_marketing_consent`, `promotion_not_allowed`)."""
+    _record(
+        Metric.NOTIFICATIONS_SUPPRESSED,
+        MetricUnit.Count,
+        1,
+        template=template,
+        channel=channel,
+        reason=reason,
+    )
+
+
+def record_sms_segments(template: str, segments: int) -> None:
+    """How many segments an SMS sent took (carriers bill each)."""
+    _record(Metric.SMS_SEGMENTS, MetricUnit.Count, segments, template=template)
 
 
 Dimensions = tuple[tuple[str, str], ...]

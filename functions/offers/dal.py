@@ -11,7 +11,11 @@ The limits hold under any concurrency because DynamoDB decides them, never a rea
 - a rollback is the mirror transaction (`OfferStore.roll_back`), conditional on the
   redemption still being ``redeemed``, so its counters are released exactly once;
 - a code goes to one customer through a conditional update in the same transaction as
-  the customer's issue record (`OfferStore.issue_code`).
+  the customer's issue record (`OfferStore.issue_code`), whether the customer asked for
+  it or a purchase issued it (the issue then names the order);
+- a reminder is marked on the customer's issue at most once per local day: ``ADD`` of the
+  day to the issue's set, conditional on it not being there yet and on the customer
+  having no use of the offer counted (`OfferStore.mark_reminder`).
 
 A redemption costs two AWS calls when the campaign is cached (a GetItem of the code, the
 transaction): the campaign is kept per container for `CAMPAIGN_TTL`, and the transaction's
@@ -28,10 +32,12 @@ redemption still contended after that is a 429 the storefront retries.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
@@ -65,10 +71,13 @@ from functions.offers.errors import (
 from functions.offers.logic import (
     CodeFacts,
     CustomerOffers,
+    DueReminder,
     LiveCampaign,
     OfferFacts,
     Refusal,
     is_current_code,
+    issue_refusal,
+    reminder_due,
 )
 from functions.offers.models import (
     REDEEMED,
@@ -77,6 +86,7 @@ from functions.offers.models import (
     CustomerUsage,
     OrderRedemption,
     Redemption,
+    Reminder,
     get_redemption,
 )
 
@@ -86,6 +96,7 @@ __all__ = [
     "IssueOutcome",
     "OfferStore",
     "RedemptionRequest",
+    "ReminderReport",
     "RollbackOutcome",
     "StaleCampaign",
 ]
@@ -102,6 +113,8 @@ _TRANSIENT: Final = frozenset({"TransactionConflict", "ThrottlingError"})
 # Unissued codes fetched per pool query, and pool queries before giving up on contention.
 _POOL_PAGE: Final = 10
 _POOL_ROUNDS: Final = 5
+# Holders whose uses are read in one BatchGetItem (its limit).
+_USAGE_BATCH: Final = 100
 
 T = TypeVar("T")
 
@@ -234,6 +247,17 @@ class IssueOutcome:
     expires_at: datetime
 
 
+@dataclass
+class ReminderReport:
+    """What one reminder sweep did."""
+
+    # Offers with a reminder due today, and the codes whose reminder this run marked.
+    offers: int = 0
+    reminded: int = 0
+    # False: told to stop before it was done; the next run marks the rest.
+    complete: bool = True
+
+
 @dataclass(frozen=True)
 class RollbackOutcome:
     redemption: Redemption
@@ -320,20 +344,38 @@ class OfferStore:
         return campaign
 
     def issue_code(
-        self, offer: OfferFacts, customer_id: str, expires_at: datetime, at: datetime
+        self,
+        offer: OfferFacts,
+        customer_id: str,
+        expires_at: datetime,
+        at: datetime,
+        *,
+        order_id: str | None = None,
     ) -> IssueOutcome:
         """The customer's code for `offer`: the one issued before, else a new one (unique
         mode: an unissued code from the pool; shared: the offer's code), expiring at
-        `expires_at` (the campaign's end now, whenever it was issued)."""
+        `expires_at` (the campaign's end now, whenever it was issued). `order_id`: the
+        purchase a new code is issued after; a code held before keeps its own."""
         existing = CodeIssue.find(customer_id, offer.offer_id)
         if existing is not None:
             return _issued_before(existing, offer, expires_at)
+        new_issue = functools.partial(
+            CodeIssue,
+            customer_id=customer_id,
+            offer_id=offer.offer_id,
+            campaign_id=offer.campaign_id,
+            mode=offer.code_mode,
+            channel=offer.channel,
+            issued_at=at,
+            expires_at=expires_at,
+            order_id=order_id,
+        )
         if offer.code_mode == "shared":
-            return self._issue(offer, offer.shared_code or "", customer_id, expires_at, at)
+            return self._issue(offer, new_issue(code=offer.shared_code or ""))
         for _ in range(_POOL_ROUNDS):
             for candidate in self._pool_candidates(offer):
                 try:
-                    return self._issue(offer, candidate, customer_id, expires_at, at)
+                    return self._issue(offer, new_issue(code=candidate))
                 except _CodeTaken:
                     continue
         raise Contended("Too many customers are being given this offer's codes; retry shortly.")
@@ -349,19 +391,9 @@ class OfferStore:
             raise CodesExhausted(offer.offer_id)
         return page
 
-    def _issue(
-        self, offer: OfferFacts, code: str, customer_id: str, expires_at: datetime, at: datetime
-    ) -> IssueOutcome:
-        issue = CodeIssue(
-            customer_id=customer_id,
-            offer_id=offer.offer_id,
-            campaign_id=offer.campaign_id,
-            code=code,
-            mode=offer.code_mode,
-            channel=offer.channel,
-            issued_at=at,
-            expires_at=expires_at,
-        )
+    def _issue(self, offer: OfferFacts, issue: CodeIssue) -> IssueOutcome:
+        code, customer_id = issue.code, issue.customer_id
+        expires_at, at = issue.expires_at, issue.issued_at
 
         def attempt() -> IssueOutcome:
             transaction = Transaction()
@@ -389,6 +421,85 @@ class OfferStore:
                 raise Refused(Refusal.OFFER_ARCHIVED, {"offerId": offer.offer_id}) from None
             if cancelled.failed("code"):
                 raise _CodeTaken(code) from None
+            raise
+
+    # -- reminders --------------------------------------------------------------------
+
+    def send_reminders(
+        self, now: datetime, *, should_stop: Callable[[], bool] = lambda: False
+    ) -> ReminderReport:
+        """Mark today's reminder on every unused code of each live offer that has one due
+        today (`reminder_due`); the outbox announces each as `OfferExpiring`.
+
+        Per offer: one query of its holders (gsi1), one BatchGetItem of their uses per
+        hundred, and a transaction per reminder, skipping those the index already shows
+        marked today. `should_stop` is asked before each mark: when it answers True the
+        report says incomplete, and a later run marks the rest (each mark stands alone).
+        """
+        report = ReminderReport()
+        for campaign in self.campaigns_with_status(ACTIVE):
+            for offer_config in campaign.config.offers:
+                due = reminder_due(campaign.config, offer_config, now)
+                if due is None:
+                    continue
+                offer = get_offer(offer_config.id)
+                facts = _offer_facts(offer) if offer is not None else None
+                if facts is None or issue_refusal(facts, campaign, now) is not None:
+                    continue
+                report.offers += 1
+                for issue in self._unused_unreminded(facts.offer_id, due):
+                    if should_stop():
+                        report.complete = False
+                        return report
+                    if issue.mode != facts.code_mode:
+                        # Given under a version with the other mode: that code is retired.
+                        continue
+                    code = _issued_before(issue, facts, due.expires_at).code
+                    if self.mark_reminder(issue, due, code=code, at=now):
+                        report.reminded += 1
+        return report
+
+    def _unused_unreminded(self, offer_id: str, due: DueReminder) -> Iterator[CodeIssue]:
+        """The offer's holders not yet reminded on `due`'s day and with no use counted."""
+        day = due.day.isoformat()
+        pending = (issue for issue in CodeIssue.holders(offer_id) if not issue.reminded_on(day))
+        for chunk in _chunks(pending, _USAGE_BATCH):
+            keys = [CustomerUsage.key(issue.customer_id, offer_id) for issue in chunk]
+            used = {usage.customer_id for usage in CustomerUsage.batch_get(keys) if usage.uses}
+            yield from (issue for issue in chunk if issue.customer_id not in used)
+
+    def mark_reminder(self, issue: CodeIssue, due: DueReminder, *, code: str, at: datetime) -> bool:
+        """Mark `due` on the customer's issue, telling them `code`; False when its day was
+        marked already, or the customer has used the offer meanwhile."""
+        reminder = Reminder(
+            day=due.day.isoformat(),
+            days_before=due.days_before,
+            expires_at=due.expires_at,
+            code=code,
+            at=at,
+        )
+
+        def attempt() -> bool:
+            transaction = Transaction()
+            transaction.update(
+                "issue",
+                CodeIssue.ref(issue.customer_id, issue.offer_id),
+                *CodeIssue.remind(reminder),
+            )
+            transaction.condition_check(
+                "usage",
+                CustomerUsage,
+                *CustomerUsage.key(issue.customer_id, issue.offer_id),
+                condition=CustomerUsage.unused(),
+            )
+            transaction.commit()
+            return True
+
+        try:
+            return _retrying(attempt)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("issue") or cancelled.failed("usage"):
+                return False
             raise
 
     # -- redemption -------------------------------------------------------------------
@@ -630,4 +741,11 @@ def _offer_facts(item: Offer) -> OfferFacts:
         max_total=item.max_total,
         per_customer=item.per_customer,
         redemptions_count=item.redemptions_count,
+        issue_after_purchase=item.issue_after_purchase,
     )
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Final
@@ -24,7 +24,7 @@ from functions.campaigns.codes import canonical_code
 from functions.campaigns.config import CampaignConfig, OfferConfig
 from functions.campaigns.rewards import Cart, offer_discount
 from functions.campaigns.states import ACTIVE
-from functions.core.clock import WindowStatus
+from functions.core.clock import WindowStatus, local_date
 from functions.core.errors import CurrencyMismatch
 from functions.core.money import Money
 from functions.core.vocabulary import SalesChannel
@@ -33,6 +33,7 @@ __all__ = [
     "COUNTED_REFUSALS",
     "CodeFacts",
     "CustomerOffers",
+    "DueReminder",
     "LiveCampaign",
     "OfferFacts",
     "RedemptionCheck",
@@ -44,7 +45,9 @@ __all__ = [
     "issue_refusal",
     "offers_to_show",
     "open_offers",
+    "post_purchase_offers",
     "refusal_message",
+    "reminder_due",
 ]
 
 
@@ -158,6 +161,8 @@ class OfferFacts:
     max_total: int | None
     per_customer: int | None
     redemptions_count: int
+    # A purchase in the campaign issues the buyer one of its codes.
+    issue_after_purchase: bool = False
 
     @property
     def used_up(self) -> bool:
@@ -188,6 +193,53 @@ def issue_refusal(
     if now >= campaign.config.ends_at:
         return Refusal.EXPIRED
     return None
+
+
+def post_purchase_offers(
+    campaigns: Sequence[LiveCampaign], channel: SalesChannel, placed_at: datetime
+) -> list[tuple[LiveCampaign, OfferConfig]]:
+    """The offers whose code a purchase on `channel` at `placed_at` issues its buyer: of
+    each live campaign whose window holds the purchase, its offer with
+    ``issue_after_purchase`` (a file has one at most), if that offer takes the channel.
+
+    Whether the offer can still give out a code now is `issue_refusal`'s to say.
+    """
+    chosen = []
+    for campaign in campaigns:
+        if campaign.status != ACTIVE or not campaign.config.window.contains(placed_at):
+            continue
+        for offer in campaign.config.offers:
+            if offer.issue_after_purchase and offer.channel in ("both", channel):
+                chosen.append((campaign, offer))
+    return chosen
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A reminder due today for every unused code of an offer."""
+
+    # Today in the campaign's time zone: the reminder's day, one per code.
+    day: date
+    days_before: int
+    expires_at: datetime
+
+
+def reminder_due(config: CampaignConfig, offer: OfferConfig, now: datetime) -> DueReminder | None:
+    """The offer's reminder due on today's local day, if one is.
+
+    A code expires with its campaign (`ends_at`, the current file's: a republish that
+    moves the end moves the reminders). "N days before" is counted in local calendar
+    days, from today to the day the campaign ends on, both in the campaign's time zone:
+    a campaign ending at local midnight starting June 1 reminds "3 days before" on May 29,
+    whatever the hour. Nothing is due outside the campaign's window.
+    """
+    if not offer.reminders_days_before_expiry or not config.window.contains(now):
+        return None
+    today = local_date(now, config.timezone)
+    days_before = (local_date(config.ends_at, config.timezone) - today).days
+    if days_before not in offer.reminders_days_before_expiry:
+        return None
+    return DueReminder(day=today, days_before=days_before, expires_at=config.ends_at)
 
 
 def open_offers(

@@ -2,7 +2,9 @@
 
 Items (pk / sk), each written only by the offers domain:
 
-- ``CodeIssue``        ``CUSTOMER#<customerId>`` / ``ISSUE#<offerId>``
+- ``CodeIssue``        ``CUSTOMER#<customerId>`` / ``ISSUE#<offerId>``; gsi1
+  ``OFFER#<offerId>#HOLDERS`` / ``<customerId>`` (the reminder sweep's way to an
+  offer's holders)
 - ``CustomerUsage``    ``CUSTOMER#<customerId>`` / ``USAGE#<offerId>``
 - ``Redemption``       ``REDEMPTION#<redemptionId>`` / ``META``
 - ``OrderRedemption``  ``ORDER#<orderId>`` / ``CODE#<CODE>``
@@ -22,7 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Final
 
-from pynamodb.attributes import UnicodeAttribute
+from pynamodb.attributes import UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex
@@ -34,6 +36,7 @@ from functions.core.models import (
     IntegerAttribute,
     MoneyAttribute,
     TableModel,
+    TypedMap,
     bounded_add,
     bounded_subtract,
     global_index,
@@ -50,6 +53,7 @@ __all__ = [
     "CustomerUsage",
     "OrderRedemption",
     "Redemption",
+    "Reminder",
     "get_redemption",
 ]
 
@@ -62,6 +66,19 @@ def _customer_partition(customer_id: str) -> str:
     return f"CUSTOMER#{customer_id}"
 
 
+class Reminder(TypedMap):
+    """The latest reminder the sweep marked on a code issue, as `OfferExpiring` tells it:
+    the offers outbox publishes the event from the change that wrote it."""
+
+    # The campaign's local day (YYYY-MM-DD) it is for; one reminder per code per day.
+    day = UnicodeAttribute()
+    days_before = IntegerAttribute(attr_name="daysBefore")
+    expires_at = InstantAttribute(attr_name="expiresAt")
+    # The code as the offer gives it now (a shared code may have been replaced since).
+    code = UnicodeAttribute()
+    at = InstantAttribute()
+
+
 class CodeIssue(TableModel):
     """Which code an offer gave a customer, so asking again returns the same code.
 
@@ -72,12 +89,20 @@ class CodeIssue(TableModel):
     - a customer's issued codes: query pk, sk begins_with ``ISSUE#``
     - issue once: conditional put ``attribute_not_exists(pk)``, in the same transaction
       as `Code.issue`, so a lost race leaves no half-issued code
+    - an offer's holders (the reminder sweep): gsi1 pk=``OFFER#<offerId>#HOLDERS``,
+      sk=``<customerId>`` (`holders`; every issue is listed: whether its code was used is
+      the customer's `CustomerUsage`, which a redemption writes, not this item)
+    - remind once per local day: ``ADD remindedDays`` conditional on the day not being in
+      it (`remind`); the change carries the `Reminder` the outbox announces
     """
 
     Meta = table_meta(CAMPAIGNS)
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    gsi1pk = optional(UnicodeAttribute())
+    gsi1sk = optional(UnicodeAttribute())
+    gsi1: GlobalSecondaryIndex[CodeIssue] = global_index(CAMPAIGNS, "gsi1")
 
     customer_id = UnicodeAttribute(attr_name="customerId")
     offer_id = UnicodeAttribute(attr_name="offerId")
@@ -87,18 +112,59 @@ class CodeIssue(TableModel):
     channel = UnicodeAttribute()  # the offer's: online | in_store | both
     issued_at = InstantAttribute(attr_name="issuedAt")
     expires_at = InstantAttribute(attr_name="expiresAt")
+    # The purchase this code was issued after (an offer with issue_after_purchase);
+    # None when the customer asked for it.
+    order_id = optional(UnicodeAttribute(attr_name="orderId"))
+    # The campaign's local days a reminder was marked on, and the latest reminder (absent
+    # before the first: PynamoDB types a map as always there, so read `latest_reminder`).
+    reminded_days = optional(UnicodeSetAttribute(attr_name="remindedDays"))
+    reminder = Reminder(null=True)
 
     @staticmethod
     def key(customer_id: str, offer_id: str) -> tuple[str, str]:
         return _customer_partition(customer_id), f"ISSUE#{offer_id}"
 
+    @staticmethod
+    def holders_partition(offer_id: str) -> str:
+        return f"OFFER#{key_part(offer_id)}#HOLDERS"
+
     def derive_keys(self) -> None:
         if self.customer_id is not None and self.offer_id is not None:
             self.pk, self.sk = self.key(self.customer_id, self.offer_id)
+            self.gsi1pk = self.holders_partition(self.offer_id)
+            self.gsi1sk = self.customer_id
 
     @classmethod
     def find(cls, customer_id: str, offer_id: str) -> CodeIssue | None:
         return cls.get_or_none(*cls.key(customer_id, offer_id))
+
+    @classmethod
+    def ref(cls, customer_id: str, offer_id: str) -> CodeIssue:
+        """A key-only instance, for updates inside a `Transaction`."""
+        return cls(customer_id=customer_id, offer_id=offer_id)
+
+    @classmethod
+    def holders(cls, offer_id: str) -> Iterator[CodeIssue]:
+        """Every issue of the offer, read from gsi1 a page at a time as iterated
+        (eventually consistent: `remind`'s condition is what makes a reminder once)."""
+        return cls.gsi1.query(cls.holders_partition(offer_id))
+
+    @staticmethod
+    def remind(reminder: Reminder) -> tuple[list[Action], Condition]:
+        """Mark `reminder` on an existing issue, refused if its day was marked before."""
+        actions: list[Action] = [
+            CodeIssue.reminded_days.add({reminder.day}),
+            CodeIssue.reminder.set(reminder),
+        ]
+        return actions, CodeIssue.pk.exists() & ~CodeIssue.reminded_days.contains(reminder.day)
+
+    def reminded_on(self, day: str) -> bool:
+        return day in (self.reminded_days or set())
+
+    @property
+    def latest_reminder(self) -> Reminder | None:
+        reminder: Reminder | None = self.reminder
+        return reminder
 
 
 class CustomerUsage(TableModel):
@@ -152,6 +218,12 @@ class CustomerUsage(TableModel):
     def release(at: datetime) -> tuple[list[Action], Condition]:
         actions, condition = bounded_subtract(CustomerUsage.uses, 1)
         return [*actions, CustomerUsage.updated_at.set(at)], condition
+
+    @staticmethod
+    def unused() -> Condition:
+        """The customer has no use of the offer counted now (none yet, or rolled back)."""
+        unused: Condition = CustomerUsage.pk.does_not_exist() | (CustomerUsage.uses == 0)
+        return unused
 
 
 class Redemption(TableModel):

@@ -7,7 +7,11 @@ write that never happened (the commit fails after the publish). The table's stre
 (NEW_AND_OLD_IMAGES) carries every committed change as stored, in order for each item, so the
 outbox function (`functions.offers.handlers.outbox`) publishes from it instead:
 
-- a `CodeIssue` inserted: `OfferCodeIssued`;
+- a `CodeIssue` inserted: `OfferCodeIssued` (with the order it followed, if any);
+- a `CodeIssue` modified to a new `Reminder` (the reminder sweep marked a day):
+  `OfferExpiring`. The sweep's conditional mark is the only way a day gets on the item, so
+  this change happens once per code per reminder day, and nothing can be lost between the
+  mark and the publish;
 - a `Redemption` inserted: `OfferRedeemed`;
 - a `Redemption` modified from ``redeemed`` to ``rolled_back``: `RedemptionRolledBack`.
 
@@ -21,7 +25,7 @@ Items are read back through their PynamoDB models (a stream image is the item in
 DynamoDB JSON the table stores, which ``Model.from_raw_data`` reads), so attribute names
 and types are declared in one place, `functions.offers.models`.
 
-`STREAM_FILTERS` says the same three cases as Lambda event filter patterns, so the function
+`STREAM_FILTERS` says the same cases as Lambda event filter patterns, so the function
 is only invoked for them: bulk code generation writes 100,000 items nobody needs to hear
 about. `event_for` still decides on its own; a record the filters let through by mistake is
 ignored, never misread.
@@ -34,7 +38,12 @@ from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 from functions.core.clock import instant_key
-from functions.core.event_types import OfferCodeIssued, OfferRedeemed, RedemptionRolledBack
+from functions.core.event_types import (
+    OfferCodeIssued,
+    OfferExpiring,
+    OfferRedeemed,
+    RedemptionRolledBack,
+)
 from functions.core.outbox import (
     INSERT,
     MODIFY,
@@ -44,7 +53,7 @@ from functions.core.outbox import (
     stream_image,
     string_key,
 )
-from functions.offers.models import REDEEMED, ROLLED_BACK, CodeIssue, Redemption
+from functions.offers.models import REDEEMED, ROLLED_BACK, CodeIssue, Redemption, Reminder
 from functions.offers.qr import payload_for
 
 __all__ = [
@@ -56,7 +65,7 @@ __all__ = [
     "event_for",
 ]
 
-OfferEvent: TypeAlias = OfferCodeIssued | OfferRedeemed | RedemptionRolledBack
+OfferEvent: TypeAlias = OfferCodeIssued | OfferExpiring | OfferRedeemed | RedemptionRolledBack
 
 # Key prefixes of the items that are facts, as the models' `key` methods build them.
 CUSTOMER_PREFIX: Final = "CUSTOMER#"
@@ -69,6 +78,8 @@ QR_CHANNELS: Final = frozenset({"in_store", "both"})
 _PARTITION_KEY: Final = Redemption.pk.attr_name
 _SORT_KEY: Final = Redemption.sk.attr_name
 _STATUS: Final = Redemption.status.attr_name
+_REMINDER: Final = CodeIssue.reminder.attr_name
+_REMINDER_DAY: Final = Reminder.day.attr_name
 
 
 # Lambda event filter patterns (EventBridge pattern syntax over the stream record), OR'ed.
@@ -80,6 +91,16 @@ STREAM_FILTERS: Final[tuple[dict[str, Any], ...]] = (
                 _PARTITION_KEY: begins_with(CUSTOMER_PREFIX),
                 _SORT_KEY: begins_with(ISSUE_PREFIX),
             }
+        },
+    },
+    {
+        "eventName": [MODIFY],
+        "dynamodb": {
+            "Keys": {
+                _PARTITION_KEY: begins_with(CUSTOMER_PREFIX),
+                _SORT_KEY: begins_with(ISSUE_PREFIX),
+            },
+            "NewImage": {_REMINDER: {"M": {_REMINDER_DAY: {"S": [{"exists": True}]}}}},
         },
     },
     {
@@ -104,9 +125,7 @@ def event_for(record: Mapping[str, Any]) -> OfferEvent | None:
     partition, sort = string_key(keys, _PARTITION_KEY), string_key(keys, _SORT_KEY)
     event_name = record.get("eventName")
     if partition.startswith(CUSTOMER_PREFIX) and sort.startswith(ISSUE_PREFIX):
-        if event_name != INSERT:
-            return None
-        return _code_issued(CodeIssue.from_raw_data(_image(change, "NewImage")))
+        return _issue_event(event_name, change)
     if not partition.startswith(REDEMPTION_PREFIX):
         return None
     if event_name == INSERT:
@@ -116,6 +135,19 @@ def event_for(record: Mapping[str, Any]) -> OfferEvent | None:
         after = Redemption.from_raw_data(_image(change, "NewImage"))
         if before.status == REDEEMED and after.status == ROLLED_BACK:
             return _rolled_back(after)
+    return None
+
+
+def _issue_event(
+    event_name: object, change: Mapping[str, Any]
+) -> OfferCodeIssued | OfferExpiring | None:
+    """A code issue inserted is a code issued; modified, a reminder if one was marked."""
+    if event_name == INSERT:
+        return _code_issued(CodeIssue.from_raw_data(_image(change, "NewImage")))
+    if event_name == MODIFY:
+        before = CodeIssue.from_raw_data(_image(change, "OldImage"))
+        after = CodeIssue.from_raw_data(_image(change, "NewImage"))
+        return _expiring(before, after)
     return None
 
 
@@ -143,6 +175,25 @@ def _code_issued(issue: CodeIssue) -> OfferCodeIssued:
         mode=issue.mode,
         expiresAt=issue.expires_at,
         qrPayload=payload_for(issue.code) if issue.channel in QR_CHANNELS else None,
+        orderId=issue.order_id,
+    )
+
+
+def _expiring(before: CodeIssue, after: CodeIssue) -> OfferExpiring | None:
+    """The reminder `after` has and `before` had not, if any."""
+    reminder, earlier = after.latest_reminder, before.latest_reminder
+    if reminder is None or (earlier is not None and earlier.day == reminder.day):
+        return None
+    return OfferExpiring(
+        # One reminder per code (the customer's issue of the offer) per local day.
+        eventId=event_id(OfferExpiring.detail_type, after.pk, after.sk, reminder.day),
+        occurredAt=reminder.at,
+        customerId=after.customer_id,
+        campaignId=after.campaign_id,
+        offerId=after.offer_id,
+        code=reminder.code,
+        expiresAt=reminder.expires_at,
+        daysBefore=reminder.days_before,
     )
 
 

@@ -153,6 +153,7 @@ def offers_consistent(document: Mapping[str, Any]) -> Iterator[Problem]:
     yield from _repeats(
         (("offers", i, "codes", "code"), _shared_code(offer)) for i, offer in offers
     )
+    yield from _one_issued_after_purchase(offers)
     channels = read_field(as_mapping(document.get("eligibility")), EligibilityConfig, "channels")
     for index, offer in offers:
         at: Location = ("offers", index)
@@ -161,6 +162,23 @@ def offers_consistent(document: Mapping[str, Any]) -> Iterator[Problem]:
         yield from _codes_match_mode(as_mapping(offer.get("codes")), (*at, "codes"))
         yield from _usage_reachable(offer, at)
         yield from _repeats(read_items(offer, OfferConfig, "reminders_days_before_expiry", at))
+
+
+def _one_issued_after_purchase(offers: list[tuple[int, Mapping[str, Any]]]) -> Iterator[Problem]:
+    # A purchase tells its buyer one new code (the thank-you message carries it): two
+    # offers of one campaign both issued after it would leave which one to chance.
+    first: int | None = None
+    for index, offer in offers:
+        if read_field(offer, OfferConfig, "issue_after_purchase") is not True:
+            continue
+        if first is None:
+            first = index
+            continue
+        yield Problem(
+            ("offers", index, "issue_after_purchase"),
+            "only one offer of a campaign may be issued after a purchase "
+            f"(offers[{first}] already is)",
+        )
 
 
 def _shared_code(offer: Mapping[str, Any]) -> str | None:

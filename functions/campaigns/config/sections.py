@@ -206,3 +206,13 @@ class OfferConfig(Section):
         default=(),
         description="Days before the campaign ends to remind customers holding an unused code.",
     )
+    # Either code mode: a unique offer gives the buyer one of its pool's codes, a shared
+    # one tells them its code (as asking for it would). One offer per campaign at most.
+    issue_after_purchase: StrictBool = Field(
+        default=False,
+        description=(
+            "A purchase recorded in the campaign's window, on a channel the offer takes, "
+            "issues the buyer one of this offer's codes (unique codes: one of its own; "
+            "shared: the offer's code), once per customer. At most one offer of a campaign."
+        ),
+    )

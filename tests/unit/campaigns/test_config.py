@@ -405,6 +405,12 @@ OFFER_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "listed twice",
     ),
     (
+        "issue after purchase not a boolean",
+        {"issue_after_purchase": "yes"},
+        "offers[0].issue_after_purchase",
+        "boolean",
+    ),
+    (
         "a misspelt key",
         {"discount": {"percentage": 5, "maxx": 9}},
         "offers[0].discount.maxx",
@@ -484,6 +490,44 @@ def test_offer_ids_and_shared_codes_are_unique_within_the_file() -> None:
     assert errors_of(document) == {
         "offers[1].codes.code": "'SPRING' is listed twice (first at offers[0].codes.code)",
         "offers[2].id": "'A' is listed twice (first at offers[0].id)",
+    }
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [{"mode": "unique", "prefix": "THX", "count": 1000}, {"mode": "shared", "code": "THANKS"}],
+    ids=["unique", "shared"],
+)
+def test_an_offer_may_be_issued_after_a_purchase_in_either_code_mode(
+    codes: dict[str, Any],
+) -> None:
+    config = campaign(
+        offers=[
+            offer(),
+            offer(
+                id="THANKS500", codes=codes, usage={"per_customer": 1}, issue_after_purchase=True
+            ),
+        ]
+    )
+    assert config.offer("THANKS500").issue_after_purchase is True
+    # Not unless asked: an offer's codes are asked for by the storefront.
+    assert config.offer("TRAIL10").issue_after_purchase is False
+    stored = json.loads(json.dumps(config.to_document()))
+    assert parse_campaign(stored) == config
+
+
+def test_a_purchase_issues_the_code_of_one_offer_of_a_campaign_at_most() -> None:
+    document = rebate(
+        offers=[
+            offer(id="A", issue_after_purchase=True),
+            offer(id="B", issue_after_purchase=False),
+            offer(id="C", issue_after_purchase=True),
+        ]
+    )
+    assert errors_of(document) == {
+        "offers[2].issue_after_purchase": (
+            "only one offer of a campaign may be issued after a purchase (offers[0] already is)"
+        )
     }
 
 

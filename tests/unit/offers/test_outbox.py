@@ -21,6 +21,7 @@ from moto import mock_aws
 from functions.campaigns.models import Code, CodeGeneration
 from functions.core.event_types import (
     OfferCodeIssued,
+    OfferExpiring,
     OfferRedeemed,
     RedemptionRolledBack,
 )
@@ -38,15 +39,18 @@ from functions.offers.models import (
     CustomerUsage,
     OrderRedemption,
     Redemption,
+    Reminder,
 )
 from functions.offers.outbox import (
     CUSTOMER_PREFIX,
     ISSUE_PREFIX,
     REDEMPTION_PREFIX,
+    STREAM_FILTERS,
     event_for,
 )
 from functions.offers.qr import payload_for
 from infra.local.proxy_event import lambda_context
+from infra.local.stream_filters import matches
 from tests.support.bus import (
     RefusingPublisher,
     publishing_environment,
@@ -142,7 +146,16 @@ def test_an_issued_code_is_announced_with_its_offer_channel_and_mode() -> None:
         "mode": "unique",
         "expiresAt": "2027-04-01T09:30:00Z",
         "qrPayload": None,
+        "orderId": None,
     }
+
+
+def test_a_code_issued_after_a_purchase_names_the_order() -> None:
+    event = event_for(stream_record("INSERT", new=code_issue(order_id="order-1001")))
+
+    assert isinstance(event, OfferCodeIssued)
+    assert event.orderId == "order-1001"
+    assert event.model_dump(mode="json")["orderId"] == "order-1001"
 
 
 @pytest.mark.parametrize("channel", ["in_store", "both"])
@@ -209,6 +222,89 @@ def test_a_modification_without_the_rollback_transition_is_no_event(
     old: Redemption, new: Redemption
 ) -> None:
     assert event_for(stream_record("MODIFY", old=old, new=new)) is None
+
+
+REMINDED_AT = datetime(2027, 3, 28, 15, 5, tzinfo=UTC)
+EXPIRES_AT = datetime(2027, 3, 31, 15, 0, tzinfo=UTC)
+
+
+def reminded(*days: str, days_before: int = 3, **changes: Any) -> CodeIssue:
+    """The issue after the sweep marked its reminders of `days` (the last one is current)."""
+    reminder = Reminder(
+        day=days[-1],
+        days_before=days_before,
+        expires_at=EXPIRES_AT,
+        code=changes.pop("reminder_code", "TRAIL-7KQ2M9XD"),
+        at=REMINDED_AT,
+    )
+    return code_issue(reminded_days=set(days), reminder=reminder, **changes)
+
+
+def test_a_reminder_marked_on_an_issue_is_announced() -> None:
+    event = event_for(stream_record("MODIFY", old=code_issue(), new=reminded("2027-03-29")))
+
+    assert isinstance(event, OfferExpiring)
+    assert event.model_dump(mode="json", exclude={"eventId"}) == {
+        "occurredAt": "2027-03-28T15:05:00Z",
+        "correlationId": None,
+        "customerId": "cust-1",
+        "campaignId": CAMPAIGN,
+        "offerId": "TRAIL10",
+        "code": "TRAIL-7KQ2M9XD",
+        "expiresAt": "2027-03-31T15:00:00Z",
+        "daysBefore": 3,
+    }
+
+
+def test_a_shared_code_is_reminded_as_the_offer_gives_it_now() -> None:
+    new = reminded("2027-03-29", mode="shared", code="SPRING10", reminder_code="SPRING11")
+    event = event_for(stream_record("MODIFY", old=code_issue(mode="shared"), new=new))
+    assert isinstance(event, OfferExpiring)
+    assert event.code == "SPRING11"
+
+
+def test_each_reminder_day_is_its_own_event_and_a_redelivery_is_the_same() -> None:
+    first = event_for(stream_record("MODIFY", old=code_issue(), new=reminded("2027-03-29")))
+    again = event_for(stream_record("MODIFY", old=code_issue(), new=reminded("2027-03-29")))
+    later = event_for(
+        stream_record(
+            "MODIFY",
+            old=reminded("2027-03-29"),
+            new=reminded("2027-03-29", "2027-03-31", days_before=1),
+        )
+    )
+    assert isinstance(first, OfferExpiring) and isinstance(again, OfferExpiring)
+    assert isinstance(later, OfferExpiring) and later.daysBefore == 1
+    assert first.eventId == again.eventId != later.eventId
+    other_customer = event_for(
+        stream_record(
+            "MODIFY",
+            old=code_issue(customer_id="cust-2"),
+            new=reminded("2027-03-29", customer_id="cust-2"),
+        )
+    )
+    assert isinstance(other_customer, OfferExpiring)
+    assert other_customer.eventId != first.eventId
+
+
+def test_a_change_that_marks_no_new_reminder_is_no_event() -> None:
+    same = reminded("2027-03-29")
+    assert event_for(stream_record("MODIFY", old=same, new=same)) is None
+
+
+def _passes_the_filters(record: dict[str, Any]) -> bool:
+    filters = {"Filters": [{"Pattern": json.dumps(pattern)} for pattern in STREAM_FILTERS]}
+    return matches(filters, record)
+
+
+def test_the_stream_filters_let_reminders_through_and_not_other_issue_changes() -> None:
+    assert _passes_the_filters(
+        stream_record("MODIFY", old=code_issue(), new=reminded("2027-03-29"))
+    )
+    assert _passes_the_filters(stream_record("INSERT", new=code_issue(order_id="order-1")))
+    assert not _passes_the_filters(
+        stream_record("MODIFY", old=code_issue(), new=code_issue(channel="both"))
+    )
 
 
 SHARED_CODE = Code(
