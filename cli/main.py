@@ -80,6 +80,17 @@ def _wallet(args: argparse.Namespace) -> int:
         return 1
 
 
+def _notifications(args: argparse.Namespace) -> int:
+    from cli.notifications import run_sent
+    from cli.target import TargetUnavailable, from_args
+
+    try:
+        return run_sent(from_args(args), customer_id=args.customer, as_json=args.json)
+    except TargetUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
 def _claims(args: argparse.Namespace) -> int:
     from cli.claims import decision_problem, run_decision, run_review, run_trace
     from cli.target import TargetUnavailable, from_args
@@ -200,6 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument("--json", action="store_true", help="machine-readable output")
     claims.set_defaults(run=_claims)
+
+    notifications = commands.add_parser(
+        "notifications", parents=[target], help="what the stack told customers, and how"
+    )
+    notification_actions = notifications.add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    sent = notification_actions.add_parser(
+        "sent",
+        parents=[target],
+        help="messages by template, locale and channel (sent, failed, pending, SMS segments)",
+    )
+    sent.add_argument("--customer", metavar="CUSTOMER_ID", help="only this customer's messages")
+    sent.add_argument("--json", action="store_true", help="machine-readable output")
+    notifications.set_defaults(run=_notifications)
 
     outputs = commands.add_parser(
         "outputs",

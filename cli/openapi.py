@@ -30,6 +30,7 @@ API_ROUTER_MODULES: tuple[str, ...] = (
     "functions.offers.handlers.api",
     "functions.wallet.handlers.api",
     "functions.claims.handlers.api",
+    "functions.notifications.handlers.api",
 )
 
 TITLE = "Rebates API"

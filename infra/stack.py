@@ -38,7 +38,9 @@ class RebatesStack(Stack):
             api=self.api,
             credit_function=self.wallet.credit_function,
         )
-        self.notifications = Notifications(self, "Notifications", platform=self.platform)
+        self.notifications = Notifications(
+            self, "Notifications", platform=self.platform, api=self.api
+        )
         self.analytics = Analytics(self, "Analytics", platform=self.platform)
 
         # Declared on the stack itself so each logical id is exactly the output key.

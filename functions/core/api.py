@@ -10,11 +10,14 @@ for bad input), before Powertools parses them:
 
 - A route that declares a body takes the media type of its body parameter: JSON
   (``application/json``, any case, optional parameters; a ``charset`` must be UTF-8) unless
-  it declares ``Form()`` or ``File()``. Another ``Content-Type`` is 415
-  ``unsupported_media_type``. A JSON route also takes a body without ``Content-Type``:
-  API Gateway clients (curl, tills, scripts) often omit it, and the body is parsed as JSON
-  either way. An empty body is not checked for its type: it is a 400 ``body: Field
-  required``, which says more than a 415 would.
+  it declares ``Form()`` or ``File()``. A ``Form()`` route takes both of HTML's form
+  encodings, ``application/x-www-form-urlencoded`` and ``multipart/form-data`` (RFC 8058
+  one-click unsubscribes SHOULD come as the latter, MAY as the former), up to
+  `MAX_FORM_BYTES` (else 413 ``payload_too_large``, refused unparsed). Another
+  ``Content-Type`` is 415 ``unsupported_media_type``. A JSON route also takes a body
+  without ``Content-Type``: API Gateway clients (curl, tills, scripts) often omit it, and
+  the body is parsed as JSON either way. An empty body is not checked for its type: it
+  is a 400 ``body: Field required``, which says more than a 415 would.
 - The body must decode: valid base64 when ``isBase64Encoded`` (as API Gateway sends binary
   bodies), then UTF-8; and JSON must be one strict document (`parse_json_document`: no NaN,
   no duplicate keys, no lone surrogates, bounded numbers and nesting). Otherwise 400
@@ -38,13 +41,15 @@ import threading
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Route, Router
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
+    _extract_multipart_boundary,
+    _parse_multipart_body,
 )
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -71,10 +76,23 @@ UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 _UTF_8 = frozenset({"utf-8", "utf8"})
+# The media types a route's body may come in, by the type its body parameter declares.
+_ENCODINGS: Final = {_FORM: (_FORM, _MULTIPART)}
+# Forms carry a few short fields. Parsing is what costs: 10 MB of ``a=1&`` (API Gateway's
+# limit) takes seconds and hundreds of megabytes, so a larger form is refused unread.
+MAX_FORM_BYTES: Final = 16 * 1024
 
 # Routes served without an API key (method, path); the stack and the OpenAPI document
 # both read this, so the two cannot disagree about what is public.
-PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/v1/health")})
+PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/v1/health"),
+        # The unsubscribe link of marketing messages: mail clients have no key, and the
+        # signed token in the link is the authorisation (functions.notifications.tokens).
+        ("GET", "/v1/unsubscribe"),
+        ("POST", "/v1/unsubscribe"),
+    }
+)
 # Operators' routes: IAM-authorised (SigV4) in AWS, out of reach of the storefronts' keys.
 IAM_ROUTES: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/claims/{claimId}/review")})
 
@@ -92,6 +110,12 @@ class UnsupportedMediaType(RebatesError):
     """415: the body is not of the media type the route takes."""
 
     status = 415
+
+
+class PayloadTooLarge(RebatesError):
+    """413: the body is larger than the route reads."""
+
+    status = 413
 
 
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
@@ -201,7 +225,7 @@ def _check_content_type(header: str | None, accepted: str) -> None:
             return
         raise _unsupported(given, accepted)
     media_type, *parameters = given.split(";")
-    if media_type.strip().lower() != accepted:
+    if media_type.strip().lower() not in _ENCODINGS.get(accepted, (accepted,)):
         raise _unsupported(given, accepted)
     for parameter in parameters:
         name, _, value = parameter.partition("=")
@@ -210,11 +234,12 @@ def _check_content_type(header: str | None, accepted: str) -> None:
 
 
 def _unsupported(given: str, accepted: str) -> UnsupportedMediaType:
+    types = _ENCODINGS.get(accepted, (accepted,))
     return UnsupportedMediaType(
         UNSUPPORTED_MEDIA_TYPE,
-        f"This route takes a body of type {accepted}, in UTF-8.",
+        f"This route takes a body of type {' or '.join(types)}, in UTF-8.",
         # Cut short: the header is the client's, and it is echoed back.
-        {"contentType": given[:200] or None, "accepted": [accepted]},
+        {"contentType": given[:200] or None, "accepted": list(types)},
     )
 
 
@@ -250,10 +275,34 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
                 raise _malformed_body("expected a JSON object, not an array", "model_type")
             return body
         if accepted == _FORM:
-            return self._parse_form_data(app)
+            return self._form(app, header)
         if accepted == _MULTIPART:
             return self._parse_multipart_data(app, header or "")
         return super()._get_body(app)
+
+    def _form(self, app: Any, header: str | None) -> Any:
+        # Read as text first: base64 and UTF-8 are checked as for every body.
+        text: str = app.current_event.decoded_body or ""
+        if len(text.encode("utf-8")) > MAX_FORM_BYTES:
+            raise PayloadTooLarge(
+                "payload_too_large",
+                f"This route takes a form of at most {MAX_FORM_BYTES} bytes.",
+                {"maxBytes": MAX_FORM_BYTES},
+            )
+        media_type = (header or "").split(";")[0].strip().lower()
+        if media_type != _MULTIPART:
+            return self._parse_form_data(app)
+        # Powertools' own multipart reading re-encodes a text body as Latin-1 and lets a
+        # ValueError (no boundary, undecodable part) through as a 500.
+        boundary = _extract_multipart_boundary(header or "")
+        if not boundary:
+            raise _malformed_body("multipart/form-data without a boundary", "multipart_invalid")
+        try:
+            return _parse_multipart_body(text.encode("utf-8"), boundary)
+        except ValueError:
+            raise _malformed_body(
+                "not a readable multipart/form-data body", "multipart_invalid"
+            ) from None
 
 
 class _Requests(threading.local):

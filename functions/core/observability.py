@@ -386,10 +386,13 @@ def record_claim_error() -> None:
 def record_notification_sent(template: str, channel: str) -> None:
     """A message was handed to its provider (SES, SNS) for the first time."""
     _record(Metric.NOTIFICATIONS_SENT, MetricUnit.Count, 1, template=template, channel=channel)
+    # And per service alone: the failure-ratio alarm divides these two series.
+    _record(Metric.NOTIFICATIONS_SENT, MetricUnit.Count, 1)
 
 
 def record_notification_failed(template: str, channel: str, reason: str) -> None:
     """A message was refused for good: `reason` is the provider's error code."""
+    _record(Metric.NOTIFICATIONS_FAILED, MetricUnit.Count, 1)
     _record(
         Metric.NOTIFICATIONS_FAILED,
         MetricUnit.Count,

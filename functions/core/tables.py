@@ -71,7 +71,8 @@ WALLET = TableSpec(
     default_name="rebates-wallet",
 )
 
-# Customer profiles (contact, locale, consent) and unsubscribe tokens.
+# Customer profiles (contact, locale, consent), their consent log, and what notifications
+# keep of each campaign (name, time zone) to word and date its messages.
 CUSTOMERS = TableSpec(
     logical_id="CustomersTable",
     env_var="CUSTOMERS_TABLE",

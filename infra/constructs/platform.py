@@ -93,10 +93,17 @@ class DeploySettings:
     # X-Ray subsegments for every AWS call, at ~170 ms per cold start (see
     # functions/core/observability.py); invocation-level tracing is always on.
     detailed_tracing: bool = False
+    # How long a purchase's thank-you waits (notifications), so the code issued after
+    # the purchase is usually known by then.
+    thank_you_delay_seconds: int = 60
+    # Where the marketers' alerts (a rejected campaign file) are mailed; None: nobody
+    # is subscribed at deploy time (subscribe to the topic later).
+    marketers_email: str | None = None
 
     @classmethod
     def from_context(cls, node: Node, *, version: str) -> DeploySettings:
         protection = node.try_get_context("deletionProtection")
+        thank_you_delay = node.try_get_context("thankYouDelaySeconds")
         return cls(
             version=version,
             sender_email=str(node.try_get_context("senderEmail") or "rewards@example.com"),
@@ -104,6 +111,8 @@ class DeploySettings:
             # a deployment that forgets the flag keeps its tables.
             deletion_protection=True if protection is None else _flag(protection),
             detailed_tracing=_flag(node.try_get_context("detailedTracing") or False),
+            thank_you_delay_seconds=60 if thank_you_delay is None else int(thank_you_delay),
+            marketers_email=str(node.try_get_context("marketersEmail") or "") or None,
         )
 
 
@@ -211,12 +220,14 @@ class Platform(Construct):
         *,
         description: str,
         detail_types: Sequence[str] = (),
+        delivery_delay: Duration | None = None,
     ) -> QueueWithDlq:
         """A consumer queue (with DLQ) fed by a rule on the bus (DESIGN "Events").
 
-        The rule matches every `rebates.*` source, narrowed to `detail_types` when given.
+        The rule matches every `rebates.*` source, narrowed to `detail_types` when given;
+        `delivery_delay` holds each event back that long before its consumer sees it.
         """
-        consumer = QueueWithDlq(scope, id, operators=self.operators)
+        consumer = QueueWithDlq(scope, id, operators=self.operators, delivery_delay=delivery_delay)
         events.Rule(
             consumer,
             "Rule",

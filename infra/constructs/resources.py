@@ -111,6 +111,9 @@ class QueueWithDlq(Construct):
 
     SQS-managed encryption rather than a KMS key: EventBridge and S3 can deliver to
     it with no key-policy grants, and it costs nothing.
+
+    `delivery_delay` (SQS DelaySeconds, at most 15 minutes) holds every new message
+    back that long before a consumer can receive it.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class QueueWithDlq(Construct):
         *,
         operators: Operators,
         visibility_timeout: Duration = DEFAULT_VISIBILITY_TIMEOUT,
+        delivery_delay: Duration | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.visibility_timeout = visibility_timeout
@@ -136,6 +140,7 @@ class QueueWithDlq(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             visibility_timeout=visibility_timeout,
+            delivery_delay=delivery_delay,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT
             ),

@@ -5,7 +5,9 @@ Start-up order matters and is the whole point of this module:
 2. the environment overlay and the Lambda hook, so every invocation (direct, Step
    Functions task, S3 notification, queue poller, API route) runs the real handler
    in this process with its function's own environment;
-3. the template deployed resource by resource (infra/local/deploy/);
+3. the template deployed resource by resource (infra/local/deploy/), functions told
+   the API's stage URL told the local API's instead, and queue delays capped
+   (`LocalCloudConfig.max_queue_delay_seconds`);
 4. a poller per SQS and table stream event source mapping, Lambda's asynchronous
    invocations (S3 notifications, delivered after the request that made them), and
    the local API on 127.0.0.1:3000;
@@ -53,6 +55,10 @@ class LocalCloudConfig:
     # a failed asynchronous invocation after one then two minutes; locally both come back
     # after this many seconds so redrive plays out in a test's time.
     retry_delay_seconds: float = 0.0
+    # A queue's DelaySeconds, capped: AWS holds a purchase's thank-you back a minute so
+    # the code issued after the purchase is known; locally that code takes well under a
+    # second, and a demo or a test would otherwise wait the minute out.
+    max_queue_delay_seconds: int = 2
 
 
 def synthesized_template() -> dict[str, Any]:
@@ -119,7 +125,13 @@ class LocalCloud:
 
         self.deployment = deploy(
             template if template is not None else synthesized_template(),
-            DeployContext(endpoint_url=server.endpoint, region=config.region),
+            DeployContext(
+                endpoint_url=server.endpoint,
+                region=config.region,
+                # The API served below: links functions write (unsubscribe) lead there.
+                local_api_url=f"http://{config.host}:{config.api_port}",
+                max_queue_delay_seconds=config.max_queue_delay_seconds,
+            ),
         )
         sqs = self.client("sqs")
         self.pollers = Pollers(

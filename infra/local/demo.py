@@ -28,6 +28,7 @@ import boto3
 
 from infra.local.campaign_files import ReportTimeout, upload_campaign_file, wait_for_report
 from infra.local.demo_claims import act_claims
+from infra.local.demo_notifications import act_notifications, act_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / ".local"
@@ -386,9 +387,11 @@ def act_wallet(demo: Demo) -> None:
 
 ACTS: list[Callable[[Demo], None]] = [
     act_platform,
+    act_profiles,
     act_campaigns_and_offers,
     act_wallet,
     act_claims,
+    act_notifications,
 ]
 
 

@@ -39,6 +39,7 @@ DATA_SERVICES = frozenset(
 ALLOWED_ON_ANY_RESOURCE: dict[str, str] = {
     "states:SendTaskSuccess": "names a task token; Step Functions has no resource for it",
     "states:SendTaskHeartbeat": "names a task token; Step Functions has no resource for it",
+    "sns:Publish": "an SMS names a phone number, which has no ARN (notifications' messages)",
 }
 # Functions CDK adds on its own (not DomainFunctions), by logical id prefix -> why.
 CDK_PROVIDED_FUNCTIONS = {

@@ -24,7 +24,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     ("name", "summary"),
     [
         ("spring-trail-2027.yaml", "OK: spring-trail-2027 (rebate, 1 offer)"),
-        ("summer-cashback-2027.yaml", "OK: summer-cashback-2027 (cashback, 0 offers)"),
+        ("summer-cashback-2027.yaml", "OK: summer-cashback-2027 (cashback, 1 offer)"),
         ("store-opening-2027.json", "OK: store-opening-2027 (offer, 2 offers)"),
     ],
 )

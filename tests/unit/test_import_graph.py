@@ -51,6 +51,16 @@ PURE: tuple[str, ...] = (
     "functions.claims.logic",
     "functions.claims.errors",
     "functions.claims.receipts",
+    "functions.notifications.consent",
+    "functions.notifications.messages",
+    "functions.notifications.rendering",
+    "functions.notifications.sms",
+    "functions.notifications.mime",
+    "functions.notifications.qr",
+    "functions.notifications.tokens",
+    "functions.notifications.contacts",
+    "functions.notifications.logic",
+    "functions.notifications.errors",
 )
 IMPURE_ROOTS = frozenset({"boto3", "botocore", "pynamodb"})
 

@@ -67,6 +67,7 @@ from infra.local.deploy.records import (
 )
 from infra.local.deploy.resource_types import DEPLOYERS, NO_OP_TYPES, unsupported_resources
 from infra.local.deploy.s3 import deploy_bucket, deploy_bucket_notifications
+from infra.local.deploy.secretsmanager import deploy_secret
 from infra.local.deploy.ses import deploy_email_identity
 from infra.local.deploy.sns import deploy_subscription, deploy_topic
 from infra.local.deploy.sqs import deploy_queue
@@ -114,6 +115,7 @@ __all__ = [
     "deploy_rest_api",
     "deploy_role",
     "deploy_rule",
+    "deploy_secret",
     "deploy_state_machine",
     "deploy_stream",
     "deploy_subscription",

@@ -60,6 +60,13 @@ class DeployContext:
     stack_name: str = DEFAULT_STACK_NAME
     # Fixes the random suffixes of generated names (tests); None: fresh ones.
     seed: int | None = None
+    # Where the local cloud serves the API (`http://127.0.0.1:3000`): a function told the
+    # stage URL (`https://{id}.execute-api...amazonaws.com/{stage}`) is told this instead,
+    # so the links it writes (unsubscribe) work locally. None: as the template says.
+    local_api_url: str | None = None
+    # Queues hold new messages back at most this many seconds (a queue's DelaySeconds is
+    # a minute or more in AWS; a demo or a test would wait it out). None: as the template.
+    max_queue_delay_seconds: int | None = None
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _random: random.Random = field(init=False, repr=False)
 

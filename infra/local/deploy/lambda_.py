@@ -4,6 +4,7 @@ records the local runtime and pollers run them from."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from typing import Any, Final
 
@@ -78,6 +79,29 @@ _FUNCTION_FIELDS: Final = (
 )
 
 
+# A REST API stage URL, as CDK's `RestApi.url` and the stack's ApiUrl build it.
+_STAGE_URL: Final = re.compile(
+    r"https://[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/[A-Za-z0-9_-]+"
+    r"(?=/|$)"
+)
+
+
+def _local_environment(context: DeployContext, environment: dict[str, Any]) -> dict[str, Any]:
+    """`Environment` with stage URLs pointing at the local API, which serves the stage's
+    routes at its root (`/v1/...`)."""
+    local = context.local_api_url
+    variables = environment.get("Variables")
+    if local is None or not variables:
+        return environment
+    rewritten = {
+        name: _STAGE_URL.sub(local.rstrip("/"), value, count=1)
+        if isinstance(value, str) and _STAGE_URL.match(value)
+        else value
+        for name, value in variables.items()
+    }
+    return {**environment, "Variables": rewritten}
+
+
 def deploy_function(
     context: DeployContext, logical_id: str, properties: dict[str, Any]
 ) -> Deployed:
@@ -93,6 +117,8 @@ def deploy_function(
         "Code": {"ZipFile": _placeholder_zip(inline)},
         **pick(properties, *_FUNCTION_FIELDS),
     }
+    if "Environment" in request:
+        request["Environment"] = _local_environment(context, request["Environment"])
     if "Tags" in properties:
         request["Tags"] = tag_map(properties)
     arn = lambda_.create_function(**request)["FunctionArn"]

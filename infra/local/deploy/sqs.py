@@ -32,6 +32,9 @@ def deploy_queue(context: DeployContext, logical_id: str, properties: dict[str, 
     )
     # RedrivePolicy arrives resolved: its deadLetterTargetArn is the DLQ's ARN.
     attributes = {k: attribute_text(v) for k, v in pick(properties, *_QUEUE_ATTRIBUTES).items()}
+    if context.max_queue_delay_seconds is not None and "DelaySeconds" in attributes:
+        delay = min(int(attributes["DelaySeconds"]), context.max_queue_delay_seconds)
+        attributes["DelaySeconds"] = str(delay)
     request: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
     if "Tags" in properties:
         request["tags"] = tag_map(properties)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Form
@@ -162,6 +163,15 @@ class StackRoute:
         return bool(body.get("required")) and "$ref" in schema
 
     @property
+    def answers_pages(self) -> bool:
+        """A route for people's browsers (the unsubscribe pages): its refusals of what
+        it reads itself (a bad token) are HTML pages, not the JSON error body."""
+        return any(
+            "text/html" in response.get("content", {})
+            for response in self.operation["responses"].values()
+        )
+
+    @property
     def path(self) -> str:
         return re.sub(r"\{(\w+)\}", lambda m: f"hostile-{m.group(1)}", self.resource)
 
@@ -187,6 +197,11 @@ STACK_ROUTES = stack_routes()
 def stack(tables: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "hostile")
     monkeypatch.setenv("REBATES_VERSION", "0.0.0-test")
+    # The unsubscribe routes verify tokens with the key the stack keeps in a secret.
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="hostile-unsubscribe-key", SecretString="k" * 64
+    )
+    monkeypatch.setenv("UNSUBSCRIBE_KEY_SECRET_ARN", secret["ARN"])
 
 
 def event_for(route: StackRoute, hostile: Hostile | None, key: str) -> dict[str, Any]:
@@ -210,15 +225,27 @@ def event_for(route: StackRoute, hostile: Hostile | None, key: str) -> dict[str,
 
 
 def answer(route: StackRoute, event: dict[str, Any]) -> tuple[int, str]:
+    status, raw, _ = answer_with_type(route, event)
+    return status, raw
+
+
+def answer_with_type(route: StackRoute, event: dict[str, Any]) -> tuple[int, str, str]:
     response = route.handler(event, lambda_context())
-    return response["statusCode"], response["body"]
+    headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers.setdefault(name.lower(), ", ".join(values))
+    content_type = str(headers.get("content-type", ""))
+    return response["statusCode"], response["body"], content_type
 
 
-def shape_problems(status: int, raw: str) -> list[str]:
+def shape_problems(status: int, raw: str, *, page: bool = False) -> list[str]:
     problems = []
     if len(raw.encode("utf-8")) > MAX_ANSWER_BYTES:
         problems.append(f"answer of {len(raw)} characters")
-    if status >= 400:
+    if page:
+        if "<html" not in raw:
+            problems.append(f"not a page: {raw[:200]}")
+    elif status >= 400:
         try:
             body = json.loads(raw)
         except ValueError:
@@ -243,8 +270,11 @@ def test_every_hostile_body_is_a_4xx_in_the_error_shape(stack: None, route: Stac
     records_before = len(list(IdempotencyRecord.scan()))
     failures = []
     for n, hostile in enumerate(HOSTILE):
-        status, raw = answer(route, event_for(route, hostile, f"hostile-{n}"))
-        problems = shape_problems(status, raw)
+        status, raw, content_type = answer_with_type(
+            route, event_for(route, hostile, f"hostile-{n}")
+        )
+        page = route.answers_pages and content_type.startswith("text/html")
+        problems = shape_problems(status, raw, page=page)
         if status >= 500:
             problems.append(f"status {status}")
         elif not route.takes_body:

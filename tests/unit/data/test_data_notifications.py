@@ -1,4 +1,5 @@
-"""Profiles, unsubscribe tokens and notification dedupe records on moto."""
+"""Profiles and their consent log, the campaign directory, orders' follow-ups and the
+delivery ledger on moto."""
 
 from __future__ import annotations
 
@@ -6,106 +7,182 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
+from functions.core.event_types import CampaignPublished, OfferCodeIssued
 from functions.core.tables import IDEMPOTENCY
-from functions.notifications.models import (
-    FAILED,
-    SENT,
-    CustomerProfile,
-    NotificationRecord,
-    UnsubscribeToken,
-    begin_notification,
-    get_profile,
-    issue_unsubscribe_token,
+from functions.notifications.dal import (
+    Claim,
+    DeliveryLedger,
+    DirectoryStore,
+    FollowUpStore,
+    MessageKey,
+    ProfileInput,
+    ProfileStore,
+    code_events_of,
 )
+from functions.notifications.models import ConsentEntry, NotificationRecord, get_profile
 
 T0 = datetime(2027, 3, 10, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
 
 
-def save_profile(customer_id: str = "cust-1") -> None:
-    CustomerProfile(
-        customer_id=customer_id,
-        email="hanako@example.com",
-        phone="+819012345678",
-        locale="ja",
-        marketing_opt_in=True,
-        updated_at=T0,
-    ).save()
-
-
-def test_profile_round_trip(tables: list[str]) -> None:
-    save_profile()
+def test_profile_round_trip_with_its_first_consent_entry(tables: list[str]) -> None:
+    ProfileStore().put(
+        "cust-1",
+        ProfileInput("hanako@example.com", "+819012345678", "ja", "JP", True),
+        now=T0,
+        request_id="req-1",
+    )
     profile = get_profile("cust-1")
     assert profile is not None
     assert (profile.pk, profile.sk) == ("CUSTOMER#cust-1", "PROFILE")
-    assert (profile.email, profile.locale, profile.marketing_opt_in) == (
+    assert (profile.email, profile.locale, profile.country, profile.marketing_opt_in) == (
         "hanako@example.com",
         "ja",
+        "JP",
         True,
     )
-    assert profile.unsubscribe_token is None
+    [entry] = ConsentEntry.history("cust-1")
+    assert (entry.pk, entry.sk) == ("CUSTOMER#cust-1", f"CONSENT#{entry.entry_id}")
+    assert profile.consent_entry_id == entry.entry_id
     assert get_profile("cust-2") is None
 
 
-def test_unsubscribe_token_is_issued_once_and_resolves(tables: list[str]) -> None:
-    save_profile()
-    assert issue_unsubscribe_token("cust-1", "tok-first", T0) == "tok-first"
-    assert issue_unsubscribe_token("cust-1", "tok-second", T0) == "tok-first"
-    assert UnsubscribeToken.resolve("tok-first") == "cust-1"
-    assert UnsubscribeToken.resolve("tok-second") is None
-    profile = get_profile("cust-1")
-    assert profile is not None
-    assert profile.unsubscribe_token == "tok-first"
+def test_opting_out_logs_once(tables: list[str]) -> None:
+    store = ProfileStore()
+    store.put(
+        "cust-1", ProfileInput("a@example.com", None, "en", None, True), now=T0, request_id=None
+    )
+    assert store.opt_out("cust-1", "one_click", now=T0, request_id="r") is not None
+    assert store.opt_out("cust-1", "unsubscribe_link", now=T0, request_id="r") is not None
+    assert [(e.marketing_opt_in, e.channel) for e in ConsentEntry.history("cust-1")] == [
+        (True, "api"),
+        (False, "one_click"),
+    ]
+    assert store.opt_out("ghost", "one_click", now=T0, request_id=None) is None
 
 
-def test_no_token_without_a_profile(tables: list[str]) -> None:
-    assert issue_unsubscribe_token("ghost", "tok", T0) is None
-    assert UnsubscribeToken.resolve("tok") is None
-
-
-def record(event_id: str = "evt_1", channel: str = "email") -> NotificationRecord:
-    return NotificationRecord(
-        event_id=event_id,
-        channel=channel,
-        customer_id="cust-1",
-        template="claim_approved",
-        expiration=T0 + timedelta(days=7),
-        updated_at=T0,
-        status="sending",
+def published(version: int, name: str) -> CampaignPublished:
+    return CampaignPublished(
+        campaignId="camp-1",
+        version=version,
+        kind="offer",
+        name=name,
+        currency="JPY",
+        timezone="Asia/Tokyo",
+        startsAt=T0,
+        endsAt=T0 + timedelta(days=30),
+        fileKey="campaigns/camp-1.yaml",
     )
 
 
-def test_one_message_per_event_and_channel(tables: list[str]) -> None:
-    assert begin_notification(record(), T0) is True
-    assert begin_notification(record(), T0 + timedelta(seconds=1)) is False  # in flight
-    assert begin_notification(record(channel="sms"), T0) is True  # the other channel
-    assert begin_notification(record("evt_2"), T0) is True
+def test_the_directory_keeps_the_newest_version(tables: list[str]) -> None:
+    directory = DirectoryStore(ttl=timedelta(0))
+    assert directory.record(published(2, "Second"), now=T0) is True
+    assert directory.record(published(1, "First"), now=T0) is False
+    assert directory.record(published(2, "Second again"), now=T0) is False
+    facts = directory.get("camp-1")
+    assert facts is not None
+    assert (facts.name, facts.timezone) == ("Second", "Asia/Tokyo")
+    assert directory.get("camp-2") is None
 
-    sent = NotificationRecord.find("evt_1", "email")
-    assert sent is not None
-    assert sent.id == "notification#evt_1#email"
-    sent.update([NotificationRecord.status.set(SENT), NotificationRecord.message_id.set("m-1")])
+
+def test_every_code_of_an_order_is_kept_once(tables: list[str]) -> None:
+    follow_ups = FollowUpStore()
+
+    def code(value: str, campaign: str, minutes: int) -> OfferCodeIssued:
+        return OfferCodeIssued(
+            eventId=f"evt-{value}",
+            occurredAt=T0 + timedelta(minutes=minutes),
+            customerId="cust-1",
+            campaignId=campaign,
+            offerId="THANKS500",
+            code=value,
+            channel="both",
+            mode="unique",
+            expiresAt=T0 + timedelta(days=30),
+            orderId="order-1",
+        )
+
+    follow_ups.code_arrived(code("THX-2", "camp-2", 2), now=T0)
+    follow_ups.code_arrived(code("THX-1", "camp-1", 1), now=T0)
+    again = follow_ups.code_arrived(code("THX-1", "camp-1", 1), now=T0)
+    assert [c.code for c in code_events_of(again)] == ["THX-1", "THX-2"]  # first issued first
+    after = follow_ups.thank_you_sent("order-1", event_id="evt-p", code="THX-1", now=T0)
+    assert (after.thank_you_event_id, after.thank_you_code) == ("evt-p", "THX-1")
+    assert len(code_events_of(after)) == 2
+    assert code_events_of(follow_ups.find("order-2")) == []
+
+
+def key(event_id: str = "evt_1", channel: str = "email") -> MessageKey:
+    return MessageKey(
+        event_id=event_id,
+        detail_type="ClaimApproved",
+        channel=channel,
+        template="claim_approved",
+        notification_id=f"ntf-{event_id}-{channel}",
+        customer_id="cust-1",
+        locale="ja",
+    )
+
+
+def test_one_message_per_event_channel_and_template(tables: list[str]) -> None:
+    ledger = DeliveryLedger()
+    claim = ledger.claim(key(), now=T0, lease_until=T0 + LEASE)
+    assert isinstance(claim, Claim)
+    in_flight = ledger.claim(key(), now=T0 + timedelta(seconds=1), lease_until=T0 + LEASE)
+    assert isinstance(in_flight, NotificationRecord)
+    assert in_flight.status == "claimed"
+    assert isinstance(ledger.claim(key(channel="sms"), now=T0, lease_until=T0 + LEASE), Claim)
+    assert isinstance(ledger.claim(key("evt_2"), now=T0, lease_until=T0 + LEASE), Claim)
+
+    assert ledger.complete(claim, "ses-1", now=T0) is True
     # Sent: never again, even once the sending lease would have run out.
-    assert begin_notification(record(), T0 + timedelta(hours=1)) is False
+    done = ledger.claim(key(), now=T0 + timedelta(hours=1), lease_until=T0 + 2 * LEASE)
+    assert isinstance(done, NotificationRecord)
+    assert (done.status, done.provider_message_id) == ("sent", "ses-1")
+    assert done.id == "notification#email#claim_approved#evt_1"
 
 
-def test_a_crashed_or_failed_send_can_be_retried(tables: list[str]) -> None:
-    assert begin_notification(record(), T0) is True
-    # The sender died: after its lease, another delivery of the event may send.
-    assert begin_notification(record(), T0 + timedelta(minutes=4)) is False
-    assert begin_notification(record(), T0 + timedelta(minutes=6)) is True
-    found = NotificationRecord.find("evt_1", "email")
-    assert found is not None
-    found.update([NotificationRecord.status.set(FAILED)])
-    assert begin_notification(record(), T0 + timedelta(minutes=7)) is True
+def test_a_dead_senders_claim_is_taken_over_after_its_lease_and_only_then(
+    tables: list[str],
+) -> None:
+    ledger = DeliveryLedger()
+    first = ledger.claim(key(), now=T0, lease_until=T0 + LEASE)
+    assert isinstance(first, Claim)
+    assert isinstance(
+        ledger.claim(key(), now=T0 + LEASE, lease_until=T0 + 2 * LEASE), NotificationRecord
+    )
+    second = ledger.claim(key(), now=T0 + LEASE + timedelta(seconds=1), lease_until=T0 + 3 * LEASE)
+    assert isinstance(second, Claim)
+    # The first holder, were it alive after all, may no longer complete.
+    assert ledger.complete(first, "ses-late", now=T0 + LEASE) is False
+    assert ledger.complete(second, "ses-2", now=T0 + LEASE) is True
+    record = NotificationRecord.find("evt_1", "email", "claim_approved")
+    assert record is not None
+    assert (record.provider_message_id, record.attempts) == ("ses-2", 2)
+
+
+def test_a_released_claim_may_be_claimed_again_a_failed_one_never(tables: list[str]) -> None:
+    ledger = DeliveryLedger()
+    claim = ledger.claim(key(), now=T0, lease_until=T0 + LEASE)
+    assert isinstance(claim, Claim)
+    assert ledger.release(claim, "Throttling: slow down", now=T0)
+    again = ledger.claim(key(), now=T0, lease_until=T0 + LEASE)
+    assert isinstance(again, Claim)
+    assert ledger.fail(again, "MessageRejected: no such mailbox", now=T0)
+    final = ledger.claim(key(), now=T0 + timedelta(days=1), lease_until=T0 + LEASE)
+    assert isinstance(final, NotificationRecord)
+    assert (final.status, final.cause) == ("failed", "MessageRejected: no such mailbox")
 
 
 def test_record_shape_leaves_powertools_attributes_alone(tables: list[str]) -> None:
-    begin_notification(record(), T0)
+    DeliveryLedger().claim(key(), now=T0, lease_until=T0 + LEASE)
     item = boto3.client("dynamodb").get_item(
-        TableName=IDEMPOTENCY.default_name, Key={"id": {"S": "notification#evt_1#email"}}
+        TableName=IDEMPOTENCY.default_name,
+        Key={"id": {"S": "notification#email#claim_approved#evt_1"}},
     )["Item"]
     # `expiration` is the table's TTL: epoch seconds, as Powertools writes it too.
-    assert item["expiration"] == {"N": str(int((T0 + timedelta(days=7)).timestamp()))}
+    assert item["expiration"] == {"N": str(int((T0 + timedelta(days=30)).timestamp()))}
     assert "data" not in item
     assert "validation" not in item
     # Powertools keys are "<function>.<module>.<fn>#<hash>": a '.' before the first '#'.

@@ -328,6 +328,55 @@ class TestRealStack:
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
         assert [json.loads(m["Body"])["detail-type"] for m in messages] == [matching]
 
+    def test_the_unsubscribe_routes_answer_without_the_key(self, stack: DeployedStack) -> None:
+        invoked: list[tuple[str, dict[str, Any]]] = []
+
+        def page(name: str, event: dict[str, Any]) -> InvocationResult:
+            invoked.append((name, event))
+            return InvocationResult({"statusCode": 200, "body": "<html></html>"}, False)
+
+        gateway = Gateway(
+            list(stack.deployment.routes),
+            page,
+            api_key="the-key",
+            responses=stack.deployment.gateway_responses,
+        )
+        for method in ("GET", "POST"):
+            status, _, _ = gateway.handle(method, "/v1/unsubscribe?token=t", {}, b"")
+            assert status == 200, method
+        assert [event["queryStringParameters"] for _, event in invoked] == [{"token": "t"}] * 2
+        (unsubscribe,) = {name for name, _ in invoked}
+        assert stack.deployment.functions[unsubscribe].handler == (
+            "functions.notifications.handlers.api.handler"
+        )
+        # The same function's profile routes still need the key.
+        status, _, body = gateway.handle("GET", "/v1/customers/c-1/profile", {}, b"")
+        assert (status, json.loads(body)["error"]["code"]) == (403, "invalid_api_key")
+
+    def test_secrets_are_generated_and_queue_delays_kept(self, stack: DeployedStack) -> None:
+        secrets = stack.context.client("secretsmanager")
+        generated = stack.of_type("AWS::SecretsManager::Secret")
+        assert generated
+        for logical_id, resource in generated.items():
+            rules = resource["Properties"]["GenerateSecretString"]
+            value = secrets.get_secret_value(
+                SecretId=stack.deployment.resources[logical_id].physical_id
+            )["SecretString"]
+            assert len(value) == rules["PasswordLength"] and value.isalnum(), logical_id
+        sqs = stack.context.client("sqs")
+        delayed = {
+            i: r["Properties"]["DelaySeconds"]
+            for i, r in stack.of_type("AWS::SQS::Queue").items()
+            if "DelaySeconds" in r["Properties"]
+        }
+        assert delayed
+        for logical_id, delay in delayed.items():
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=stack.deployment.resources[logical_id].physical_id,
+                AttributeNames=["DelaySeconds"],
+            )["Attributes"]
+            assert attributes["DelaySeconds"] == str(delay), logical_id
+
 
 # Types the stack does not have yet ------------------------------------------------------------
 
@@ -959,3 +1008,157 @@ def test_the_runtime_detaches_sqs_mappings_from_moto(monkeypatch: pytest.MonkeyP
         # Still attached, moto would have tried the function at SendMessage already.
         assert received[0]["Attributes"]["ApproximateReceiveCount"] == "1"
         assert [m.queue_url for m in deployment.queue_mappings] == [queue_url]
+
+
+# Secrets, delayed queues, and functions told the API's URL ------------------------------
+
+
+def test_secrets_get_their_value_or_one_generated_by_the_templates_rules(
+    aws: DeployContext,
+) -> None:
+    generated = {"PasswordLength": 64, "ExcludePunctuation": True}
+    templated = {
+        "SecretStringTemplate": json.dumps({"user": "app"}),
+        "GenerateStringKey": "password",
+        "PasswordLength": 20,
+        "ExcludeCharacters": "abc",
+    }
+    template = {
+        "Resources": {
+            "Key": _resource(
+                "AWS::SecretsManager::Secret",
+                {"Description": "an HMAC key", "GenerateSecretString": generated},
+            ),
+            "Login": _resource("AWS::SecretsManager::Secret", {"GenerateSecretString": templated}),
+            "Given": _resource(
+                "AWS::SecretsManager::Secret", {"Name": "given", "SecretString": "s3cret"}
+            ),
+        },
+        "Outputs": {"KeyArn": {"Value": _ref("Key")}, "KeyId": {"Value": _att("Key", "Id")}},
+    }
+    deployment = deploy(template, aws)
+    secrets = aws.client("secretsmanager")
+    key_arn = deployment.outputs["KeyArn"]
+    # Ref and Id are the secret's ARN, as in CloudFormation.
+    assert deployment.outputs["KeyId"] == key_arn
+    key = secrets.get_secret_value(SecretId=key_arn)["SecretString"]
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", key)
+    assert secrets.describe_secret(SecretId=key_arn)["Description"] == "an HMAC key"
+    login = json.loads(
+        secrets.get_secret_value(SecretId=deployment.resources["Login"].physical_id)["SecretString"]
+    )
+    assert login["user"] == "app"
+    assert len(login["password"]) == 20 and not set("abc") & set(login["password"])
+    assert secrets.get_secret_value(SecretId="given")["SecretString"] == "s3cret"
+
+
+def test_a_secret_without_a_value_or_a_generator_is_refused(aws: DeployContext) -> None:
+    template = {"Resources": {"Empty": _resource("AWS::SecretsManager::Secret")}}
+    with pytest.raises(DeployError, match=r"Empty .*SecretString or GenerateSecretString"):
+        deploy(template, aws)
+
+
+def _delays(context: DeployContext) -> dict[str, str]:
+    template = {
+        "Resources": {
+            "Delayed": _resource("AWS::SQS::Queue", {"DelaySeconds": 60}),
+            "Brief": _resource("AWS::SQS::Queue", {"DelaySeconds": 1}),
+            "Prompt": _resource("AWS::SQS::Queue"),
+        }
+    }
+    deployment = deploy(template, context)
+    sqs = context.client("sqs")
+    return {
+        logical_id: sqs.get_queue_attributes(
+            QueueUrl=deployment.resources[logical_id].physical_id,
+            AttributeNames=["DelaySeconds"],
+        )["Attributes"]["DelaySeconds"]
+        for logical_id in template["Resources"]
+    }
+
+
+def test_queue_delays_reach_sqs_and_can_be_capped_locally() -> None:
+    with fresh_moto():
+        assert _delays(DeployContext(region=REGION)) == {
+            "Delayed": "60",
+            "Brief": "1",
+            "Prompt": "0",
+        }
+    with fresh_moto():
+        capped = DeployContext(region=REGION, max_queue_delay_seconds=2)
+        assert _delays(capped) == {"Delayed": "2", "Brief": "1", "Prompt": "0"}
+
+
+def test_a_delayed_queue_holds_messages_back() -> None:
+    with fresh_moto():
+        context = DeployContext(region=REGION, max_queue_delay_seconds=1)
+        template = {"Resources": {"Delayed": _resource("AWS::SQS::Queue", {"DelaySeconds": 60})}}
+        queue_url = deploy(template, context).resources["Delayed"].physical_id
+        sqs = context.client("sqs")
+        sqs.send_message(QueueUrl=queue_url, MessageBody="later")
+        assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )["Attributes"]
+        assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+        time.sleep(1.1)
+        received = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+        assert [m["Body"] for m in received] == ["later"]
+
+
+def _function_environment(context: DeployContext, variables: dict[str, str]) -> dict[str, str]:
+    template = {
+        "Resources": {
+            "Role": _role("lambda.amazonaws.com"),
+            "Fn": _function("functions.core.health.handler", Environment={"Variables": variables}),
+        }
+    }
+    name = deploy(template, context).resources["Fn"].physical_id
+    configuration = context.client("lambda").get_function_configuration(FunctionName=name)
+    environment: dict[str, str] = configuration["Environment"]["Variables"]
+    return environment
+
+
+def test_functions_told_a_stage_url_are_told_the_local_api_instead() -> None:
+    variables = {
+        "UNSUBSCRIBE_URL": f"https://a1b2c3d4e5.execute-api.{REGION}.amazonaws.com/prod/v1/unsubscribe",
+        "STAGE_URL": f"https://a1b2c3d4e5.execute-api.{REGION}.amazonaws.com/prod",
+        "ELSEWHERE": "https://example.com/prod/v1/unsubscribe",
+        "TABLE": "rebates-customers",
+    }
+    with fresh_moto():
+        # As the template says, where no local API is given.
+        assert _function_environment(DeployContext(region=REGION), variables) == variables
+    with fresh_moto():
+        local = DeployContext(region=REGION, local_api_url="http://127.0.0.1:3999")
+        assert _function_environment(local, variables) == {
+            **variables,
+            "UNSUBSCRIBE_URL": "http://127.0.0.1:3999/v1/unsubscribe",
+            "STAGE_URL": "http://127.0.0.1:3999",
+        }
+
+
+def test_an_email_subscription_is_made_in_moto(aws: DeployContext) -> None:
+    template = {
+        "Resources": {
+            "Marketers": _resource("AWS::SNS::Topic", {"DisplayName": "marketers"}),
+            "Mail": _resource(
+                "AWS::SNS::Subscription",
+                {
+                    "TopicArn": _ref("Marketers"),
+                    "Protocol": "email",
+                    "Endpoint": "marketing@example.com",
+                },
+            ),
+        }
+    }
+    deployment = deploy(template, aws)
+    sns = aws.client("sns")
+    topic = deployment.resources["Marketers"].physical_id
+    (subscription,) = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == (
+        "email",
+        "marketing@example.com",
+    )
+    # Publishing to the topic works whether or not the address confirmed.
+    assert sns.publish(TopicArn=topic, Message="a campaign file was rejected")["MessageId"]
