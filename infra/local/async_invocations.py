@@ -187,8 +187,9 @@ class AsyncInvocations:
             self.activity += 1
             self._changed.notify()
 
-    def idle(self) -> bool:
-        """Every submitted event delivered, retried and settled."""
+    def idle(self, since: float = 0.0) -> bool:
+        """Every submitted event delivered, retried and settled (whenever submitted)."""
+        del since
         with self._changed:
             return not self._lanes and not self._active
 

@@ -184,8 +184,10 @@ class SqsPoller(PollerThread):
         super().__init__()
         self.thread_name = f"sqs-poller:{mapping.function_name}"
 
-    def idle(self) -> bool:
-        """No batch being handled and no message waiting, in flight or delayed."""
+    def idle(self, since: float = 0.0) -> bool:
+        """No batch being handled and no message waiting, in flight or delayed (read from
+        the queue itself, so true whenever it was sent: `since` is not needed)."""
+        del since
         if self._busy:
             return False
         if not self.mapping.enabled:
@@ -325,7 +327,9 @@ class Poller(Protocol):
     def start(self) -> None: ...
     def request_stop(self) -> None: ...
     def stop(self, timeout: float = 5.0) -> None: ...
-    def idle(self) -> bool: ...
+    def idle(self, since: float = 0.0) -> bool:
+        """Nothing left to do for what happened before `since` (`time.monotonic()`)."""
+        ...
 
 
 class Pollers:
@@ -373,12 +377,13 @@ class Pollers:
         Idle means twice in a row with no batch received or settled in between, so
         a message one handler sends to another queue while we look is not missed.
         """
-        deadline = time.monotonic() + timeout
+        since = time.monotonic()
+        deadline = since + timeout
         while True:
             before = sum(p.activity for p in self)
             if (
-                all(p.idle() for p in self)
-                and all(p.idle() for p in self)
+                all(p.idle(since) for p in self)
+                and all(p.idle(since) for p in self)
                 and sum(p.activity for p in self) == before
             ):
                 return True

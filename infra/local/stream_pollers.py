@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -103,14 +104,20 @@ class TableStreamPoller(PollerThread):
         self._sqs = sqs_client
         self._cursors: dict[str, _Cursor] = {}
         self._caught_up = False
+        self._caught_up_from = 0.0
         super().__init__()
         self.thread_name = f"stream-poller:{mapping.function_name}"
 
-    def idle(self) -> bool:
-        """Nothing being delivered, and the last read of every shard found nothing new."""
+    def idle(self, since: float = 0.0) -> bool:
+        """Nothing being delivered, and a read of every shard that began at `since`
+        (`time.monotonic()`) or later found nothing new.
+
+        A read finishing empty says nothing of a record written after it began: a
+        write the caller made before it asked must be looked for by a later read.
+        """
         if not self.mapping.enabled:
             return True
-        return not self._busy and self._caught_up
+        return not self._busy and self._caught_up and self._caught_up_from >= since
 
     # -- polling --
 
@@ -132,6 +139,7 @@ class TableStreamPoller(PollerThread):
 
     def poll_once(self) -> int:
         """Read each shard once and deliver what matched; returns records read."""
+        started = time.monotonic()
         read = 0
         for cursor in self._shards():
             records = self._read(cursor)
@@ -146,6 +154,7 @@ class TableStreamPoller(PollerThread):
                     self.activity += 1
                     self._busy = False
         self._caught_up = read == 0
+        self._caught_up_from = started
         return read
 
     def _shards(self) -> list[_Cursor]:
