@@ -24,8 +24,8 @@ from cli.target import Target
 from cli.wallet import table_name
 from functions.core.tables import IDEMPOTENCY
 
-# The ledger's key prefix (`functions.notifications.models.NotificationRecord.key`); the
-# table's other items (API idempotency records) start otherwise.
+# The ledger's key prefix (`functions.notifications.models.NotificationRecord.key`); API
+# idempotency records start otherwise, and the orders' follow-ups carry no message id.
 RECORD_PREFIX = "notification#"
 
 
@@ -54,7 +54,8 @@ class Tally:
 
 def ledger(dynamodb: Any, table: str, customer_id: str | None = None) -> Iterator[SentMessage]:
     """Every notification record of `table` (of `customer_id` only, when given)."""
-    expression = "begins_with(#id, :prefix)"
+    # Messages only: the orders' follow-up items share the prefix, not the message id.
+    expression = "begins_with(#id, :prefix) AND attribute_exists(notificationId)"
     values: dict[str, Any] = {":prefix": {"S": RECORD_PREFIX}}
     if customer_id is not None:
         expression += " AND customerId = :customer"

@@ -22,7 +22,7 @@ CashbackExpired             cashback_expired        transactional  email
 OfferCodeIssued (no order)  code_issued             transactional  email, sms
 OfferExpiring               offer_expiring          marketing      email
 PurchaseRecorded            purchase_thank_you      transactional  email
-OfferCodeIssued (an order)  next_purchase_code      marketing      email
+OfferCodeIssued (an order)  next_purchase_code      transactional  email
 ==========================  ======================  =============  ============
 
 A code issued after a purchase normally rides in that purchase's thank-you (when
@@ -84,9 +84,7 @@ TEMPLATES: Final = (
     "purchase_thank_you",
     "next_purchase_code",
 )
-MARKETING_TEMPLATES: Final = frozenset(
-    {"cashback_expiring", "offer_expiring", "next_purchase_code"}
-)
+MARKETING_TEMPLATES: Final = frozenset({"cashback_expiring", "offer_expiring"})
 # Transactional messages short enough to say in one SMS segment.
 SMS_TEMPLATES: Final = frozenset(
     {"claim_received", "claim_approved", "claim_rejected", "cashback_available", "code_issued"}
@@ -272,7 +270,9 @@ _FACTS: Final[Mapping[type[EventDetail], Callable[[Any], tuple[str, dict[str, An
 
 
 def late_code_message(detail: OfferCodeIssued, *, campaign: CampaignFacts | None) -> Message:
-    """The marketing email for a post-purchase code whose thank-you has already gone."""
+    """The email for a post-purchase code whose thank-you has already gone: the rest of
+    that thank-you, so it goes where the thank-you could have carried it (the promotion
+    rule, `consent.may_include_promotion`), as a transactional message."""
     if detail.orderId is None:
         raise ValueError("a next-purchase code message needs the code's orderId")
     return _message(

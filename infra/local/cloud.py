@@ -33,6 +33,7 @@ from infra.local.async_invocations import AsyncInvocations
 from infra.local.deploy import DeployContext, Deployment, deploy
 from infra.local.environment import install_overlay, uninstall_overlay
 from infra.local.lambdas import LambdaRuntime
+from infra.local.mailbox import mailbox
 from infra.local.pollers import Pollers, QueueMapping, SqsPoller
 from infra.local.schedules import Scheduler, UnknownSchedule
 from infra.local.server import MotoServer, PortInUse, process_environment
@@ -288,7 +289,8 @@ class LocalCloud:
         )
 
     def _control(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        """`/_local/...`: the clock, scheduled rules, draining queues, outputs."""
+        """`/_local/...`: the clock, scheduled rules, draining queues, outputs, and what
+        SES and SNS sent (`infra.local.mailbox`)."""
         name, _, argument = path.partition("/")
         route = {
             ("GET", "clock"): self._get_clock,
@@ -297,6 +299,7 @@ class LocalCloud:
             ("POST", "fire"): self._fire_rule,
             ("POST", "drain"): self._drain,
             ("GET", "outputs"): lambda *_: (200, self.outputs),
+            ("GET", "mailbox"): lambda *_: (200, mailbox(ACCOUNT_ID, self.config.region)),
         }.get((method, name))
         if route is None:
             return 404, {"message": f"no control route {method} /_local/{path}"}

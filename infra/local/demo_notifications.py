@@ -4,7 +4,7 @@ Before the other acts, customers store their contact details, language and marke
 consent (`PUT /v1/customers/{customerId}/profile`), so every later step of the demo
 (codes, purchases, claims, cashback) is told to them as it happens. After them, the
 last act reads what was sent as the customers would, from the local cloud's mailbox
-and phone (moto's `/moto-api/data.json`), sends the reminder sweep twice on one day,
+and phones (`GET /_local/mailbox`), sends the reminder sweep twice on one day,
 unsubscribes from the link in the reminder (the page, then RFC 8058's one-click POST),
 prints the messages by template, locale and channel with `rebates notifications sent`,
 and writes a few emails to `reports/emails/` for a person to open.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import json
 import re
 import subprocess
 import sys
@@ -114,19 +113,18 @@ def _issues(error: dict[str, Any]) -> list[dict[str, Any]]:
 # -- the mailbox and the phone ------------------------------------------------------------
 
 
-def _moto_data(demo: Demo) -> dict[str, Any]:
-    url = f"{demo.outputs['AwsEndpoint']}/moto-api/data.json"
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the local cloud
-        data: dict[str, Any] = json.loads(response.read())
-    return data
+def _sent(demo: Demo) -> dict[str, Any]:
+    _, sent = demo.http.call("GET", "/_local/mailbox", key=False)
+    return sent if isinstance(sent, dict) else {}
 
 
 def _mailbox(demo: Demo) -> list[EmailMessage]:
     """Every email the local SES accepted, oldest first, parsed as a mail client would."""
-    raw = _moto_data(demo).get("ses", {}).get("RawMessage", [])
     messages = []
-    for sent in raw:
-        parsed = email.message_from_string(sent["raw_data"], policy=email.policy.default)
+    for sent in _sent(demo).get("emails", []):
+        if "raw" not in sent:
+            continue
+        parsed = email.message_from_string(sent["raw"], policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         messages.append(parsed)
     return messages
@@ -134,8 +132,7 @@ def _mailbox(demo: Demo) -> list[EmailMessage]:
 
 def _texts(demo: Demo) -> list[tuple[str, str]]:
     """Every SMS the local SNS accepted: (phone, text)."""
-    sms = _moto_data(demo).get("sns", {}).get("SMS", [])
-    return [(str(m.get("phone_number")), str(m.get("message"))) for m in sms]
+    return [(str(m["phoneNumber"]), str(m["message"])) for m in _sent(demo).get("sms", [])]
 
 
 def _to(message: EmailMessage, address: str) -> bool:
@@ -202,16 +199,18 @@ def act_notifications(demo: Demo) -> None:
     status, _ = http.call("POST", "/v1/purchases", order)
     http.call("POST", "/_local/drain", {"timeoutSeconds": 60}, key=False)
     mailbox = _mailbox(demo)
-    ben_thanks = [m for m in mailbox if _to(m, "ben@example.com") and "THX" in _text_of(m)]
-    elke_thanks = [m for m in mailbox if _to(m, "elke@example.de")]
+    thanked = ("purchase_thank_you", "next_purchase_code")
+    ben = [m for m in mailbox if _to(m, "ben@example.com") and _template(m) in thanked]
+    elke = [m for m in mailbox if _to(m, "elke@example.de") and _template(m) in thanked]
+    ben_codes = sorted(set(re.findall(r"THX-[A-Z0-9]+", " ".join(map(_text_of, ben)))))
     demo.check(
-        f"customer: ben (US, no marketing consent) is thanked with his next-purchase code "
-        f"({len(ben_thanks)} emails); elke (Germany, no consent) is thanked without one "
-        f"({len(elke_thanks)} email, no code)",
+        f"customer: ben (US, no marketing consent) is thanked for his orders with his "
+        f"next-purchase code {ben_codes}; elke (Germany, no consent) is thanked "
+        f"({len(elke)} email) without one",
         status == 202
-        and len(ben_thanks) >= 1
-        and len(elke_thanks) == 1
-        and "THX" not in _text_of(elke_thanks[0]),
+        and len(ben_codes) == 1
+        and len(elke) == 1
+        and "THX-" not in _text_of(elke[0]),
     )
 
     # The reminder day of aiko's in-store code: the daily sweep fired twice sends once.
@@ -259,6 +258,10 @@ def _text_of(message: EmailMessage) -> str:
     return str(part.get_content()) if part is not None else ""
 
 
+def _template(message: EmailMessage) -> str:
+    return str(message.get("X-Rebates-Template", ""))
+
+
 def _lang(page: str) -> str | None:
     found = re.search(r"<html[^>]*\blang=\"([a-z-]+)\"", page)
     return found.group(1) if found else None
@@ -293,7 +296,8 @@ def _write_emails(demo: Demo) -> None:
     for message in _mailbox(demo):
         template = str(message.get("X-Rebates-Template", "email"))
         locale = str(message.get("Content-Language", "xx"))
-        name = f"{template}.{locale}"
+        qr = any(part.get_content_maintype() == "image" for part in message.walk())
+        name = f"{template}.{locale}{'.qr' if qr else ''}"
         if written[name]:
             continue
         written[name] += 1

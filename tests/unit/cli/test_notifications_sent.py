@@ -20,6 +20,7 @@ from cli.notifications import run_sent
 from cli.target import Target
 from functions.core.tables import IDEMPOTENCY
 from functions.notifications.dal import DeliveryLedger, MessageKey
+from functions.notifications.models import OrderFollowUp
 from tests.support.aws import aws_env, tables
 
 __all__ = ["aws_env", "tables"]  # fixtures, found by name
@@ -144,13 +145,12 @@ def test_the_json_output_is_the_same_counts(ledger: DeliveryLedger) -> None:
     assert {m["providerMessageId"] for m in document["messages"]} == {"ses-evt_1", "sns-1"}
 
 
-def test_api_idempotency_records_in_the_same_table_are_not_messages(
-    ledger: DeliveryLedger,
-) -> None:
+def test_other_items_in_the_same_table_are_not_messages(ledger: DeliveryLedger) -> None:
     boto3.client("dynamodb").put_item(
         TableName=IDEMPOTENCY.default_name,
         Item={"id": {"S": "rebates-offers-api.redeem#abc"}, "status": {"S": "COMPLETED"}},
     )
+    OrderFollowUp(order_id="order-1", expiration=NOW + timedelta(days=30), updated_at=NOW).save()
     out = io.StringIO()
     run_sent(target(), out=out)
     assert out.getvalue() == "no messages in the ledger\n"

@@ -145,7 +145,7 @@ def test_a_code_issued_after_a_purchase_is_no_code_issued_message() -> None:
     assert message_for(after_purchase, campaign=TOKYO) is None
     late = late_code_message(after_purchase, campaign=TOKYO)
     assert late.template == "next_purchase_code"
-    assert late.purpose == "marketing" and late.channels == ("email",)
+    assert late.purpose == "transactional" and late.channels == ("email",)
     assert late.trigger_event_id == after_purchase.eventId
     assert late.context["order_id"] == ORDER
     assert NextPurchaseCode.from_event(after_purchase) == NEXT_CODE

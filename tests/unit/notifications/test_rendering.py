@@ -152,7 +152,7 @@ def test_marketing_emails_link_the_unsubscribe_page_and_transactional_ones_do_no
 
 def test_the_marketing_templates_are_the_reminders_and_the_late_code() -> None:
     marketing = {t for t in TEMPLATES if message(t).purpose == "marketing"}
-    assert marketing == {"cashback_expiring", "offer_expiring", "next_purchase_code"}
+    assert marketing == {"cashback_expiring", "offer_expiring"}
 
 
 @pytest.mark.parametrize("template", ["code_issued", "purchase_thank_you", "next_purchase_code"])
