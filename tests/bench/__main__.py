@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark and record its figures in docs/benchmarks.md.
 
 `python -m tests.bench PART...` runs only the parts named (foundation, local-cloud,
-offers, wallet, claims), in the order given; no name runs them all.
+offers, wallet, claims, notifications), in the order given; no name runs them all.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tests.bench import claims, foundation, local_cloud, offers, wallet
+from tests.bench import claims, foundation, local_cloud, notifications, offers, wallet
 
 PARTS: dict[str, Callable[[], None]] = {
     "foundation": foundation.run,
@@ -17,6 +17,7 @@ PARTS: dict[str, Callable[[], None]] = {
     "offers": offers.run,
     "wallet": wallet.run,
     "claims": claims.run,
+    "notifications": notifications.run,
 }
 
 

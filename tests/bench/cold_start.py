@@ -203,6 +203,7 @@ class Seeded:
     table_key: dict[str, Any]
     wallet_outbox_event: dict[str, Any]
     claims: ClaimsSeeding
+    notified: str
     counter: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
 
 
@@ -409,6 +410,116 @@ def _claim(n: int, receipt_key: str, price: int = AUTO_APPROVED_PRICE) -> dict[s
     return _proxy("POST", "/v1/claims", body)
 
 
+def _published_campaign() -> dict[str, Any]:
+    """The store opening the bench publishes: its online offer issued after a purchase
+    too, so the post-purchase codes function has a code to give each new buyer."""
+    document = _campaign_document("api")
+    web = next(offer for offer in document["offers"] if offer["channel"] == "online")
+    web["issue_after_purchase"] = True
+    return document
+
+
+def _sqs_event(detail: Any) -> dict[str, Any]:
+    """The SQS event of one message whose body is the EventBridge envelope a rule
+    delivers for `detail` (an `functions.core.event_types` model)."""
+    envelope = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail.detail_type,
+        "source": detail.source,
+        "account": "123456789012",
+        "time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "ap-northeast-1",
+        "resources": [],
+        "detail": detail.model_dump(mode="json", by_alias=True),
+    }
+    body = json.dumps(envelope)
+    sent = str(int(NOW.timestamp() * 1000))
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"bench-{uuid.uuid4()}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": sent,
+                    "SenderId": "123456789012",
+                    "ApproximateFirstReceiveTimestamp": sent,
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:ap-northeast-1:123456789012:bench",
+                "awsRegion": "ap-northeast-1",
+            }
+        ]
+    }
+
+
+def _profile(n: int) -> dict[str, Any]:
+    body = {
+        "email": f"bench-profile-{n}@example.com",
+        "phone": f"+81 90 {1000 + n:04d} 5678",
+        "locale": "ja",
+        "country": "JP",
+        "marketingOptIn": True,
+    }
+    return _proxy("PUT", f"/v1/customers/bench-profile-{n}/profile", body)
+
+
+def _claim_approved(seeded: Seeded) -> dict[str, Any]:
+    from functions.core.event_types import ClaimApproved
+    from functions.core.money import Money
+
+    n = next(seeded.counter)
+    return _sqs_event(
+        ClaimApproved(
+            eventId=f"evt-bench-approved-{n}",
+            occurredAt=NOW,
+            customerId=seeded.notified,
+            campaignId=REBATE_CAMPAIGN["id"],
+            claimId=f"clm_bench_approved_{n}",
+            reward=Money.of(1000, "JPY"),
+        )
+    )
+
+
+def _campaign_rejected(seeded: Seeded) -> dict[str, Any]:
+    from functions.core.event_types import CampaignRejected, ValidationIssue
+
+    n = next(seeded.counter)
+    return _sqs_event(
+        CampaignRejected(
+            eventId=f"evt-bench-rejected-{n}",
+            occurredAt=NOW,
+            campaignId=f"bench-broken-{n}",
+            fileKey=f"campaigns/bench-broken-{n}.yaml",
+            errors=[ValidationIssue(path="ends_at", message="must be after starts_at")],
+        )
+    )
+
+
+def _purchase_recorded(seeded: Seeded) -> dict[str, Any]:
+    from functions.core.event_types import LineItem, PurchaseRecorded
+    from functions.core.money import Money
+
+    n = next(seeded.counter)
+    price = Money.of(LINES[0]["unitPrice"], "JPY")
+    return _sqs_event(
+        PurchaseRecorded(
+            eventId=f"evt-bench-purchased-{n}",
+            occurredAt=NOW,
+            customerId=f"bench-buyer-{n}",
+            orderId=f"bench-order-online-{n}",
+            channel="online",
+            placedAt=NOW,
+            total=price,
+            items=[LineItem(sku="TENT-2", category="tents", quantity=1, unitPrice=price)],
+        )
+    )
+
+
 def _submitted_claim(cloud: Any, claims: ClaimsSeeding, n: int) -> str:
     """A claim with its receipt checked, submitted here (its execution only recorded)."""
     claim = _claim(n, _checked_receipt(cloud, claims, n))
@@ -492,6 +603,10 @@ def _receipt_checked(response: Any) -> bool:
     )
 
 
+def _reminders_swept(response: Any) -> bool:
+    return isinstance(response, dict) and "reminded" in response
+
+
 def _kept(response: Any) -> bool:
     return (
         isinstance(response, dict)
@@ -566,6 +681,37 @@ REPRESENTATIVE: Final[dict[str, Representative]] = {
     "functions.claims.handlers.outbox.handler": Representative(
         "the Claims-table stream batch of a new claim (ClaimSubmitted published)",
         lambda seeded: (seeded.claims.outbox_event, seeded.claims.outbox_event),
+        _no_failures,
+    ),
+    "functions.offers.handlers.purchases.handler": Representative(
+        "the purchases queue's batch of one online purchase by a new buyer (a post-purchase "
+        "code issued)",
+        lambda seeded: (_purchase_recorded(seeded), _purchase_recorded(seeded)),
+        _no_failures,
+    ),
+    "functions.offers.handlers.reminders.handler": Representative(
+        "the daily reminder sweep with no reminder due today",
+        lambda seeded: (
+            _scheduled_event("bench-offer-reminders"),
+            _scheduled_event("bench-offer-reminders"),
+        ),
+        _reminders_swept,
+    ),
+    "functions.notifications.handlers.api.handler": Representative(
+        "PUT /v1/customers/{customerId}/profile of a new customer (email, phone, marketing "
+        "consent: its first consent entry written)",
+        lambda seeded: (_profile(next(seeded.counter)), _profile(next(seeded.counter))),
+        _status(200),
+    ),
+    "functions.notifications.handlers.messages.handler": Representative(
+        "the queue's batch of one ClaimApproved to a customer with an email and a phone "
+        "(email and SMS rendered and sent; the first also builds the Jinja2 environments)",
+        lambda seeded: (_claim_approved(seeded), _claim_approved(seeded)),
+        _no_failures,
+    ),
+    "functions.notifications.handlers.marketers.handler": Representative(
+        "the queue's batch of one CampaignRejected (alerted to the marketers' topic)",
+        lambda seeded: (_campaign_rejected(seeded), _campaign_rejected(seeded)),
         _no_failures,
     ),
     "functions.campaigns.handlers.loader.handler": Representative(
@@ -651,10 +797,20 @@ def _seed_claims(cloud: Any) -> ClaimsSeeding:
     return dataclasses.replace(claims, outbox_event=submitted.event)
 
 
+def _seed_notifications(cloud: Any) -> str:
+    """The customer the messages function's children write to: a profile with an email and
+    a phone, stored through the notifications API."""
+    api = _function_named(cloud, "functions.notifications.handlers.api.handler")
+    _answered(_invoked(cloud, api, _profile(0)), 200)
+    cloud.wait_idle()
+    return "bench-profile-0"
+
+
 @contextmanager
 def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
     """A local cloud from `template` with one published campaign and one redemption, a
-    purchase, a sweep, and a rebate with one claim waiting for review (`_seed_claims`).
+    purchase, a sweep, a rebate with one claim waiting for review (`_seed_claims`), and
+    a customer profile to notify (`_seed_notifications`).
 
     Then its pollers stop and the campaign and receipts buckets stop notifying, so only
     the children run handlers (the loader's files are loaded, the receipts checked, by
@@ -673,7 +829,7 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         cloud.set_clock_offset(int((NOW - datetime.now(UTC)).total_seconds()))
         bucket = cloud.outputs["CampaignBucketName"]
         key = "campaigns/bench-store-opening.json"
-        body = json.dumps(_campaign_document("api")).encode()
+        body = json.dumps(_published_campaign()).encode()
         s3 = cloud.client("s3")
         report = wait_for_report(
             s3, bucket, key, upload_campaign_file(s3, bucket, key, body)
@@ -709,6 +865,7 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         if swept.is_error:
             raise RuntimeError(f"the seeding sweep failed: {swept.error}")
         claims = _seed_claims(cloud)
+        notified = _seed_notifications(cloud)
         assert cloud.pollers is not None
         cloud.pollers.stop()
         for notifying in (bucket, claims.receipts_bucket):
@@ -717,7 +874,9 @@ def seeded_cloud(template: dict[str, Any]) -> Iterator[Seeded]:
         table = api_env["CAMPAIGNS_TABLE"]
         schema = cloud.client("dynamodb").describe_table(TableName=table)["Table"]["KeySchema"]
         table_key = {k["AttributeName"]: {"S": "bench#floor"} for k in schema}
-        yield Seeded(cloud, bucket, published.event, table, table_key, recorded.event, claims)
+        yield Seeded(
+            cloud, bucket, published.event, table, table_key, recorded.event, claims, notified
+        )
     finally:
         cloud.stop()
         os.environ.clear()
