@@ -7,7 +7,8 @@ client neither shows them nor lists them as attachments.
 
 Headers: ``Subject`` in UTF-8 as RFC 2047 encoded words; ``Message-ID`` built from the
 given id, which names the message in our logs (SES may put its own in its place, so no
-receiving system is relied on to recognise a resend by it); ``Auto-Submitted: auto-generated`` (RFC 3834: no vacation replies).
+receiving system is relied on to recognise a resend by it);
+``Auto-Submitted: auto-generated`` (RFC 3834: no vacation replies).
 Marketing mail adds RFC 8058 one-click unsubscribe, ``List-Unsubscribe: <https://...>``
 with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``. RFC 8058 requires an HTTPS
 URI; plain HTTP is let through for loopback hosts only, which is the local cloud.
