@@ -503,9 +503,9 @@ class UnsubscribeKey:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("secretsmanager")
-        return self._client
+        # Made for each read (a read is once per secret per container): a client kept
+        # here would outlive the environment it was made for, e.g. the local cloud's.
+        return self._client if self._client is not None else aws.client("secretsmanager")
 
     def get(self, secret_arn: str) -> bytes:
         with self._lock:
