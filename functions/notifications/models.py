@@ -39,6 +39,7 @@ from functions.core.models import (
     table_meta,
 )
 from functions.core.tables import CUSTOMERS, IDEMPOTENCY
+from functions.core.vocabulary import Locale
 
 __all__ = [
     "CLAIMED",
@@ -94,6 +95,11 @@ class CustomerProfile(TableModel):
     @staticmethod
     def key(customer_id: str) -> tuple[str, str]:
         return f"{_CUSTOMER}{customer_id}", "PROFILE"
+
+    @property
+    def language(self) -> Locale:
+        """The locale to write to this customer in (stored values are `ja` or `en`)."""
+        return "en" if self.locale == "en" else "ja"
 
     def derive_keys(self) -> None:
         if self.customer_id is not None:

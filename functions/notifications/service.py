@@ -116,7 +116,7 @@ def contact_of(profile: CustomerProfile | None) -> Contact | None:
         customer_id=profile.customer_id,
         email=profile.email,
         phone=profile.phone,
-        locale="en" if profile.locale == "en" else "ja",
+        locale=profile.language,
         country=profile.country,
         marketing_opt_in=profile.marketing_opt_in,
         consent_entry_id=profile.consent_entry_id,

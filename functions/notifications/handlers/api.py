@@ -125,7 +125,7 @@ def _view(profile: CustomerProfile) -> ProfileView:
         customerId=profile.customer_id,
         email=profile.email,
         phone=profile.phone,
-        locale=_locale(profile),
+        locale=profile.language,
         country=profile.country,
         marketingOptIn=profile.marketing_opt_in,
         consentEntryId=profile.consent_entry_id,
@@ -198,7 +198,7 @@ def unsubscribe(
     return _page(
         HTTPStatus.OK,
         "unsubscribe_done",
-        _locale(profile) if profile else None,
+        profile.language if profile else None,
         channel=channel,
     )
 
@@ -220,7 +220,7 @@ def _confirm_page(
     return _page(
         status,
         "unsubscribe_confirm",
-        _locale(profile) if profile else None,
+        profile.language if profile else None,
         # Relative: the button posts to the URL the page was opened at, whatever the
         # stage or domain in front of the API.
         action_url="?" + urlencode({"token": token}),
@@ -249,10 +249,6 @@ def _page(
         # The pages hold a customer's token: no cache between them and the customer.
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
-
-
-def _locale(profile: CustomerProfile) -> Locale:
-    return "en" if profile.locale == "en" else "ja"
 
 
 def _request_id() -> str | None:
