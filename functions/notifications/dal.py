@@ -27,11 +27,11 @@ from typing import Any, Final, Literal
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
 
-from functions.core import aws
 from functions.core.event_types import CampaignPublished, OfferCodeIssued
 from functions.core.ids import new_id
 from functions.core.models import Transaction, TransactionCancelled
 from functions.core.observability import logger
+from functions.core.secrets import SecretKey
 from functions.notifications.errors import Contended
 from functions.notifications.messages import CampaignFacts
 from functions.notifications.models import (
@@ -488,35 +488,6 @@ class DeliveryLedger:
 # -- the unsubscribe key ----------------------------------------------------------------
 
 
-class UnsubscribeKey:
-    """The HMAC key of unsubscribe tokens: the SecretString of a Secrets Manager secret.
-
-    Read on first use and kept for the container's life (per secret ARN, as the local
-    cloud runs several environments in one process): one GetSecretValue per cold start.
-    A key rotation reaches running containers when they are replaced.
-    """
-
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-        self._keys: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        # Made for each read (a read is once per secret per container): a client kept
-        # here would outlive the environment it was made for, e.g. the local cloud's.
-        return self._client if self._client is not None else aws.client("secretsmanager")
-
-    def get(self, secret_arn: str) -> bytes:
-        with self._lock:
-            key = self._keys.get(secret_arn)
-        if key is not None:
-            return key
-        answer = self.client.get_secret_value(SecretId=secret_arn)
-        text = answer.get("SecretString")
-        if not isinstance(text, str) or not text:
-            raise RuntimeError(f"secret {secret_arn} has no SecretString to sign tokens with")
-        key = text.encode("utf-8")
-        with self._lock:
-            self._keys[secret_arn] = key
-        return key
+class UnsubscribeKey(SecretKey):
+    """The HMAC key of unsubscribe tokens: the SecretString of a Secrets Manager secret
+    (`functions.core.secrets`)."""
