@@ -8,7 +8,7 @@ Start-up order matters and is the whole point of this module:
 3. the template deployed resource by resource (infra/local/deploy/), functions told
    the API's stage URL told the local API's instead, and queue delays capped
    (`LocalCloudConfig.max_queue_delay_seconds`);
-4. a poller per SQS and table stream event source mapping, Lambda's asynchronous
+4. a poller per SQS, table stream and Kinesis event source mapping, Lambda's asynchronous
    invocations (S3 notifications, delivered after the request that made them), and
    the local API on 127.0.0.1:3000;
 5. the stack outputs, written to `.local/outputs.json`.
@@ -37,7 +37,12 @@ from infra.local.mailbox import mailbox
 from infra.local.pollers import Pollers, QueueMapping, SqsPoller
 from infra.local.schedules import Scheduler, UnknownSchedule
 from infra.local.server import MotoServer, PortInUse, process_environment
-from infra.local.stream_pollers import TableStreamMapping, TableStreamPoller
+from infra.local.stream_pollers import (
+    KinesisStreamMapping,
+    KinesisStreamPoller,
+    TableStreamMapping,
+    TableStreamPoller,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / ".local"
@@ -167,6 +172,16 @@ class LocalCloud:
                     sqs_client=sqs,
                 )
             )
+        kinesis = self.client("kinesis")
+        for kinesis_record in self.deployment.kinesis_stream_mappings:
+            self.pollers.add(
+                KinesisStreamPoller(
+                    self.runtime,
+                    KinesisStreamMapping(**asdict(kinesis_record)),
+                    kinesis_client=kinesis,
+                    sqs_client=sqs,
+                )
+            )
         self.async_invocations = AsyncInvocations(
             self.runtime,
             self.deployment.async_invocations,
@@ -241,8 +256,8 @@ class LocalCloud:
         self.runtime.clock_offset_seconds = int(seconds)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Until every polled queue is empty, no batch is in flight and every asynchronous
-        invocation (S3 notification) is settled."""
+        """Until every polled queue is empty and every polled stream read to its end, no
+        batch is in flight and every asynchronous invocation (S3 notification) is settled."""
         return self.pollers.wait_idle(timeout) if self.pollers is not None else True
 
     def fire(self, name: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ runs the handler with the function's environment and the Lambda runtime variable
 and turns an exception into the error Lambda reports (`errorType` is the exception's
 class name, which Step Functions Retry/Catch match on).
 
-Invocations come from moto (Invoke, Step Functions Lambda tasks, SNS and Kinesis
-deliveries, through `patches`), from the SQS and table stream pollers, from the local
+Invocations come from moto (Invoke, Step Functions Lambda tasks, SNS deliveries,
+through `patches`), from the SQS, table stream and Kinesis stream pollers, from the local
 API, and from the asynchronous invocations S3 notifications queue (`invoke_async`).
 """
 

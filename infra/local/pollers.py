@@ -317,7 +317,8 @@ class _Mapping(Protocol):
 
 
 class Poller(Protocol):
-    """What `Pollers` drives: `SqsPoller` and `stream_pollers.TableStreamPoller`."""
+    """What `Pollers` drives: `SqsPoller`, and the table and Kinesis stream pollers of
+    `stream_pollers`."""
 
     @property
     def mapping(self) -> _Mapping: ...

@@ -20,6 +20,7 @@ from infra.local.deploy.records import (
     AsyncInvocationRecord,
     Deployed,
     Deployment,
+    KinesisStreamMappingRecord,
     LocalFunctionRecord,
     QueueMappingRecord,
     TableStreamMappingRecord,
@@ -169,7 +170,12 @@ def deploy_event_source_mapping(
         from infra.local.patches import detach_table_stream_source
 
         detach_table_stream_source(source, mapping["FunctionArn"])
-    # Kinesis mappings are left to moto, which drives them.
+    elif _is_kinesis_stream_arn(source):
+        # Likewise: moto would run the function inside PutRecord(s), a record at a time,
+        # before the producer has its answer; the local Kinesis poller reads the stream.
+        from infra.local.patches import detach_kinesis_source
+
+        detach_kinesis_source(source, mapping["FunctionArn"])
     uuid = str(mapping["UUID"])
     return Deployed(
         uuid, {"Id": uuid, "EventSourceMappingArn": mapping.get("EventSourceMappingArn", "")}
@@ -183,6 +189,12 @@ def _is_queue_arn(arn: str) -> bool:
 def _is_table_stream_arn(arn: str) -> bool:
     parts = arn.split(":", 5)
     return len(parts) == 6 and parts[2] == "dynamodb" and "/stream/" in parts[5]
+
+
+def _is_kinesis_stream_arn(arn: str) -> bool:
+    # A stream consumer's ARN (`stream/<name>/consumer/...`, enhanced fan-out) is not one.
+    parts = arn.split(":", 5)
+    return len(parts) == 6 and parts[2] == "kinesis" and parts[5].count("/") == 1
 
 
 def deploy_event_invoke_config(
@@ -254,26 +266,59 @@ def table_stream_mappings(deployment: Deployment) -> list[TableStreamMappingReco
         source = str(properties["EventSourceArn"])
         if not _is_table_stream_arn(source):
             continue
-        on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
-            "Destination"
-        )
         records.append(
-            TableStreamMappingRecord(
-                uuid=deployed.physical_id,
-                function_name=function_name_of(deployment, str(properties["FunctionName"])),
-                stream_arn=source,
-                batch_size=int(properties.get("BatchSize", 100)),  # DynamoDB's default
-                starting_position=str(properties.get("StartingPosition", "TRIM_HORIZON")),
-                filter_criteria=properties.get("FilterCriteria"),
-                report_batch_item_failures="ReportBatchItemFailures"
-                in properties.get("FunctionResponseTypes", []),
-                bisect_on_error=bool(properties.get("BisectBatchOnFunctionError", False)),
-                maximum_retry_attempts=int(properties.get("MaximumRetryAttempts", -1)),
-                on_failure_queue_arn=str(on_failure) if on_failure else None,
-                enabled=bool(properties.get("Enabled", True)),
+            TableStreamMappingRecord(**_stream_mapping_fields(deployment, deployed, properties))
+        )
+    return records
+
+
+def kinesis_stream_mappings(deployment: Deployment) -> list[KinesisStreamMappingRecord]:
+    records = []
+    for logical_id, deployed in of_type(deployment, "AWS::Lambda::EventSourceMapping"):
+        properties = deployment.properties[logical_id]
+        if not _is_kinesis_stream_arn(str(properties["EventSourceArn"])):
+            continue
+        fields = _stream_mapping_fields(deployment, deployed, properties)
+        timestamp = properties.get("StartingPositionTimestamp")
+        records.append(
+            KinesisStreamMappingRecord(
+                **fields,
+                starting_position_timestamp=float(timestamp) if timestamp is not None else None,
+                invoke_identity_arn=_role_of(deployment, fields["function_name"]),
             )
         )
     return records
+
+
+def _stream_mapping_fields(
+    deployment: Deployment, deployed: Deployed, properties: dict[str, Any]
+) -> dict[str, Any]:
+    """What a table stream and a Kinesis mapping declare alike, with Lambda's defaults."""
+    on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+        "Destination"
+    )
+    return {
+        "uuid": deployed.physical_id,
+        "function_name": function_name_of(deployment, str(properties["FunctionName"])),
+        "stream_arn": str(properties["EventSourceArn"]),
+        "batch_size": int(properties.get("BatchSize", 100)),  # both streams' default
+        "starting_position": str(properties.get("StartingPosition", "TRIM_HORIZON")),
+        "filter_criteria": properties.get("FilterCriteria"),
+        "report_batch_item_failures": "ReportBatchItemFailures"
+        in properties.get("FunctionResponseTypes", []),
+        "bisect_on_error": bool(properties.get("BisectBatchOnFunctionError", False)),
+        "maximum_retry_attempts": int(properties.get("MaximumRetryAttempts", -1)),
+        "on_failure_queue_arn": str(on_failure) if on_failure else None,
+        "enabled": bool(properties.get("Enabled", True)),
+    }
+
+
+def _role_of(deployment: Deployment, function_name: str) -> str:
+    """The execution role of a deployed function ("" for one the template does not make)."""
+    for logical_id, deployed in of_type(deployment, "AWS::Lambda::Function"):
+        if deployed.physical_id == function_name:
+            return str(deployment.properties[logical_id].get("Role", ""))
+    return ""
 
 
 def async_invocations(deployment: Deployment) -> dict[str, AsyncInvocationRecord]:

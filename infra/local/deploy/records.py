@@ -82,6 +82,27 @@ class TableStreamMappingRecord:
 
 
 @dataclass(frozen=True)
+class KinesisStreamMappingRecord:
+    """A Kinesis stream event source mapping, detached from moto so the local Kinesis
+    poller drives it (after PutRecords, every shard)."""
+
+    uuid: str
+    function_name: str
+    stream_arn: str
+    batch_size: int
+    starting_position: str
+    filter_criteria: dict[str, Any] | None
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    maximum_retry_attempts: int
+    on_failure_queue_arn: str | None
+    enabled: bool
+    starting_position_timestamp: float | None
+    # The function's execution role, which Lambda names in every record it delivers.
+    invoke_identity_arn: str
+
+
+@dataclass(frozen=True)
 class Route:
     """An API Gateway method with a Lambda proxy integration."""
 
@@ -124,6 +145,7 @@ class Deployment:
     functions: dict[str, LocalFunctionRecord] = field(default_factory=dict)
     queue_mappings: list[QueueMappingRecord] = field(default_factory=list)
     table_stream_mappings: list[TableStreamMappingRecord] = field(default_factory=list)
+    kinesis_stream_mappings: list[KinesisStreamMappingRecord] = field(default_factory=list)
     # Function name -> its asynchronous invocation settings (every function has some).
     async_invocations: dict[str, AsyncInvocationRecord] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)

@@ -104,6 +104,7 @@ def _summarise(context: DeployContext, deployment: Deployment) -> None:
     deployment.functions = {f.name: f for f in lambda_.function_records(deployment)}
     deployment.queue_mappings = lambda_.queue_mappings(deployment)
     deployment.table_stream_mappings = lambda_.table_stream_mappings(deployment)
+    deployment.kinesis_stream_mappings = lambda_.kinesis_stream_mappings(deployment)
     deployment.async_invocations = lambda_.async_invocations(deployment)
     deployment.routes = apigateway.routes(deployment)
     deployment.gateway_responses = apigateway.gateway_responses(deployment)

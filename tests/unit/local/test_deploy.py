@@ -26,6 +26,7 @@ from infra.local.deploy import (
     DeployContext,
     DeployError,
     Deployment,
+    KinesisStreamMappingRecord,
     QueueMappingRecord,
     Route,
     ScheduledRule,
@@ -61,11 +62,12 @@ def stack_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @dataclass
 class Detached:
-    """Calls to the runtime's `detach_sqs_event_source` and `detach_table_stream_source`,
-    faked here."""
+    """Calls to the runtime's `detach_sqs_event_source`, `detach_table_stream_source` and
+    `detach_kinesis_source`, faked here."""
 
     calls: list[tuple[str, str]]
     stream_calls: list[tuple[str, str]]
+    kinesis_calls: list[tuple[str, str]]
 
 
 @contextmanager
@@ -77,7 +79,7 @@ def fresh_moto(*, fake_patches: bool = True) -> Iterator[Detached]:
     whether or not the real one was imported already); otherwise the real one runs
     when it exists.
     """
-    record = Detached([], [])
+    record = Detached([], [], [])
     with pytest.MonkeyPatch.context() as patch:
         for name, value in _FAKE_ENVIRONMENT.items():
             patch.setenv(name, value)
@@ -88,6 +90,9 @@ def fresh_moto(*, fake_patches: bool = True) -> Iterator[Detached]:
             )
             module.detach_table_stream_source = (  # type: ignore[attr-defined]
                 lambda stream, function: record.stream_calls.append((stream, function))
+            )
+            module.detach_kinesis_source = (  # type: ignore[attr-defined]
+                lambda stream, function: record.kinesis_calls.append((stream, function))
             )
             patch.setitem(sys.modules, "infra.local.patches", module)
         with mock_aws():
@@ -724,7 +729,32 @@ class TestKitchenSink:
             )
         ]
 
-    def test_kinesis_mappings_are_left_to_moto(self, sink: Sink) -> None:
+    def test_kinesis_mapping_is_detached_and_recorded(self, sink: Sink) -> None:
+        worker = sink.deployment.functions[sink.physical("Worker")]
+        assert sink.detached.kinesis_calls == [(sink.arn("Stream"), worker.arn)]
+        assert sink.deployment.kinesis_stream_mappings == [
+            KinesisStreamMappingRecord(
+                uuid=sink.physical("StreamMapping"),
+                function_name=worker.name,
+                stream_arn=sink.arn("Stream"),
+                batch_size=100,
+                starting_position="TRIM_HORIZON",
+                filter_criteria=None,
+                report_batch_item_failures=False,
+                bisect_on_error=True,
+                maximum_retry_attempts=5,
+                on_failure_queue_arn=sink.arn("Dlq"),
+                enabled=True,
+                starting_position_timestamp=None,
+                invoke_identity_arn=sink.arn("Role"),
+            )
+        ]
+        # The Kinesis mapping is no table stream's, nor a queue's.
+        assert [m.uuid for m in sink.deployment.table_stream_mappings] == [
+            sink.physical("TableMapping")
+        ]
+
+    def test_detached_mappings_stay_listed(self, sink: Sink) -> None:
         lambda_ = sink.context.client("lambda")
         # moto filters listings by the FunctionName exactly as given (name or ARN): list all.
         mappings = lambda_.list_event_source_mappings()

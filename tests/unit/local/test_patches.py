@@ -344,6 +344,60 @@ def test_a_detached_sqs_mapping_is_listed_but_no_longer_delivered_by_moto(
         patches.detach_sqs_event_source(fn["FunctionArn"], mapping["FunctionArn"])
 
 
+@mock_aws
+def test_a_detached_kinesis_mapping_is_listed_but_no_longer_delivered_by_moto(
+    runtime: LambdaRuntime,
+) -> None:
+    fn, other = _function("echo"), _function("echo")
+    kinesis = boto3.client("kinesis", region_name=REGION)
+    awslambda = boto3.client("lambda", region_name=REGION)
+    kinesis.create_stream(StreamName="patches-stream", ShardCount=1)
+    stream_arn = kinesis.describe_stream_summary(StreamName="patches-stream")[
+        "StreamDescriptionSummary"
+    ]["StreamARN"]
+    mapping = awslambda.create_event_source_mapping(
+        EventSourceArn=stream_arn, FunctionName=fn["FunctionArn"], StartingPosition="LATEST"
+    )
+
+    kinesis.put_record(StreamARN=stream_arn, Data=b"moto delivers", PartitionKey="k")
+    # What moto does on its own: the function runs inside PutRecord, one record each.
+    delivered = runtime.wait_for(lambda i: i.function_name == fn["FunctionName"], 2).event
+    assert len(delivered["Records"]) == 1
+
+    with pytest.raises(LookupError, match="no event source mapping"):
+        patches.detach_kinesis_source(stream_arn, other["FunctionArn"])
+    patches.detach_kinesis_source(stream_arn, mapping["FunctionArn"])
+    runtime.clear_history()
+    kinesis.put_records(
+        StreamARN=stream_arn,
+        Records=[{"Data": b"stays in the stream", "PartitionKey": "k"}],
+    )
+    assert runtime.history == []
+    listed = awslambda.list_event_source_mappings(EventSourceArn=stream_arn)
+    assert [m["UUID"] for m in listed["EventSourceMappings"]] == [mapping["UUID"]]
+
+    with pytest.raises(LookupError, match="no event source mapping"):
+        patches.detach_kinesis_source(stream_arn, mapping["FunctionArn"])
+    with pytest.raises(LookupError, match="no stream"):
+        patches.detach_kinesis_source(stream_arn + "-gone", mapping["FunctionArn"])
+    with pytest.raises(ValueError, match="not a Kinesis stream ARN"):
+        patches.detach_kinesis_source(f"{stream_arn}/consumer/c:1", mapping["FunctionArn"])
+
+
+def test_verify_names_a_moved_kinesis_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.kinesis.models import Stream
+
+    def rewritten(self: Any, partition_key: str, explicit_hash_key: str, data: str) -> Any:
+        return None
+
+    monkeypatch.setattr(Stream, "put_record", rewritten)
+
+    problems = "\n".join(patches.verify())
+
+    assert "Stream.put_record no longer contains" in problems
+    assert "detach_kinesis_source" in problems
+
+
 def _run_state_machine(definition: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
     sfn = boto3.client("stepfunctions", region_name=REGION)
     machine = sfn.create_state_machine(
