@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from infra.local.deploy import (
     apigateway,
+    athena,
     cloudwatch,
     dynamodb,
     events,
@@ -38,6 +39,7 @@ DEPLOYERS: Final[dict[str, Deployer]] = {
     "AWS::ApiGateway::Stage": apigateway.deploy_api_stage,
     "AWS::ApiGateway::UsagePlan": apigateway.deploy_usage_plan,
     "AWS::ApiGateway::UsagePlanKey": apigateway.deploy_usage_plan_key,
+    "AWS::Athena::WorkGroup": athena.deploy_work_group,
     "AWS::CloudWatch::Alarm": cloudwatch.deploy_alarm,
     "AWS::DynamoDB::Table": dynamodb.deploy_table,
     "AWS::Events::EventBus": events.deploy_event_bus,
@@ -89,6 +91,7 @@ NO_OP_TYPES: Final[dict[str, str]] = {
 # Ref/GetAtt of the no-ops that something reads: anything else is just a name.
 _NO_OP_NAMES: Final = {
     "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::Logs::LogStream": "LogStreamName",
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
 }
 

@@ -14,7 +14,8 @@ problems at once (tests/unit/local/test_patches.py fails loudly on any).
 - `s3_delete_notifications`: versioned deletes notify as S3 does.
 - `s3_notifications`: S3 notifications reach Lambda asynchronously, after the request.
 - `s3_post_policy`: browser POST uploads are held to their signed policy.
-- `event_source_mappings`: SQS and table stream mappings detached for the local pollers.
+- `firehose_partitioning`: Firehose's S3 delivery partitions (dt=) and compresses (GZIP).
+- `event_source_mappings`: SQS, table stream and Kinesis mappings detached for the local pollers.
 - `moto_server`: what the local cloud's moto server relies on (no replacement).
 
 `apply()` installs every patch until `revert()`. The cost and delete patches are also
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 from infra.local.patches import (
     dynamodb_transactions,
     event_source_mappings,
+    firehose_partitioning,
     lambda_invocations,
     moto_server,
     registry,
@@ -43,6 +45,7 @@ from infra.local.patches import (
 )
 from infra.local.patches.dynamodb_transactions import patch_dynamodb_transactions
 from infra.local.patches.event_source_mappings import (
+    detach_kinesis_source,
     detach_sqs_event_source,
     detach_table_stream_source,
 )
@@ -68,6 +71,7 @@ __all__ = [
     "PatchError",
     "active_runtime",
     "apply",
+    "detach_kinesis_source",
     "detach_sqs_event_source",
     "detach_table_stream_source",
     "patch_dynamodb_transactions",
@@ -89,6 +93,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
     s3_delete_notifications.PATCH,
     s3_notifications.PATCH,
     s3_post_policy.PATCH,
+    firehose_partitioning.PATCH,
     event_source_mappings.PATCH,
     moto_server.PATCH,
 )
