@@ -22,10 +22,10 @@ first layer that fails), so no caller can hold a config that breaks them.
 
 The modules, each importing only those above it:
 
-- `fields`: the field types (ids, codes, amounts in minor units, percentages);
-- `kinds`: the sections each campaign kind needs and the keys each code mode takes,
-  feeding both the rules and the JSON Schema's conditionals;
-- `sections`: the section models (budget, eligibility, reward, claims, offers, ...);
+- `fields`: the field types (ids, codes, amounts in minor units, percentages, rates);
+- `kinds`: the sections each campaign kind needs, the goals it can reach and the keys
+  each code mode takes, feeding both the rules and the JSON Schema's conditionals;
+- `sections`: the section models (budget, eligibility, reward, goals, claims, offers, ...);
 - `document`: the raw document read as the models would hold it, and `Problem`;
 - `rules`: the rules relating the sections' fields;
 - `campaign`: `CampaignConfig`, the rules over its own fields, and the list of rules;
@@ -52,6 +52,7 @@ from functions.campaigns.config.sections import (
     CodesConfig,
     DiscountConfig,
     EligibilityConfig,
+    GoalsConfig,
     LimitsConfig,
     OfferConfig,
     RewardConfig,
@@ -70,6 +71,7 @@ __all__ = [
     "CodesConfig",
     "DiscountConfig",
     "EligibilityConfig",
+    "GoalsConfig",
     "LimitsConfig",
     "OfferConfig",
     "RewardConfig",

@@ -1,14 +1,15 @@
 """`CampaignConfig`, a whole campaign file, and the rules its validation runs.
 
-The rules over the campaign's own fields (its window, the sections its kind needs) read
-them with `CampaignConfig`'s field types, so they live here beside it; the rules over the
-sections are in `rules`.
+The rules over the campaign's own fields (its window, the sections its kind needs, the
+goals its kind can reach) read them with `CampaignConfig`'s field types, so they live
+here beside it; the rules over the sections are in `rules`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from pydantic import (
@@ -22,13 +23,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from functions.campaigns.config.document import Problem, is_given, read_field
+from functions.campaigns.config.document import Problem, as_mapping, is_given, read_field
 from functions.campaigns.config.fields import CampaignId
-from functions.campaigns.config.kinds import SECTION_KINDS, add_kind_schema
+from functions.campaigns.config.kinds import GOAL_KINDS, SECTION_KINDS, add_kind_schema
 from functions.campaigns.config.rules import (
     budget_capped,
     claims_within_budget,
     eligibility_consistent,
+    goals_consistent,
     offers_consistent,
     reward_consistent,
 )
@@ -37,6 +39,7 @@ from functions.campaigns.config.sections import (
     CashbackConfig,
     ClaimsConfig,
     EligibilityConfig,
+    GoalsConfig,
     LimitsConfig,
     OfferConfig,
     RewardConfig,
@@ -80,6 +83,9 @@ class CampaignConfig(Section):
         default=None, description="Required for kinds rebate and cashback."
     )
     limits: LimitsConfig = LimitsConfig()
+    goals: GoalsConfig | None = Field(
+        default=None, description="Optional targets; the campaign's stats show progress."
+    )
     claims: ClaimsConfig | None = None
     cashback: CashbackConfig | None = Field(
         default=None,
@@ -120,6 +126,12 @@ class CampaignConfig(Section):
             if offer.id == offer_id:
                 return offer
         raise KeyError(f"campaign {self.id} has no offer {offer_id!r}")
+
+    def goal_targets(self) -> dict[str, int | Decimal]:
+        """The goals' targets by their key in the file (``conversions``, ``sales``,
+        ``conversion_rate``, ...); empty when the campaign sets none. Money targets are
+        minor units of `currency`, the conversion rate a fraction."""
+        return self.goals.targets() if self.goals is not None else {}
 
     def money(self, amount: int) -> Money:
         """An amount of the file (minor units) as money in the campaign currency."""
@@ -162,12 +174,27 @@ def _sections_match_kind(document: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem((section,), f"only for kind {allowed}: remove it or change kind")
 
 
+def _goals_match_kind(document: Mapping[str, Any]) -> Iterator[Problem]:
+    kind = read_field(document, CampaignConfig, "kind")
+    if kind is None:
+        return
+    goals = as_mapping(document.get("goals"))
+    for goal, (kinds, reason) in GOAL_KINDS.items():
+        if is_given(goals, goal) and kind not in kinds:
+            allowed = " or ".join(sorted(kinds))
+            yield Problem(
+                ("goals", goal), f"only for kind {allowed} ({reason}): remove it or change kind"
+            )
+
+
 _RULES: Final[tuple[Callable[[Mapping[str, Any]], Iterator[Problem]], ...]] = (
     _window_ordered,
     budget_capped,
     _sections_match_kind,
     eligibility_consistent,
     reward_consistent,
+    goals_consistent,
+    _goals_match_kind,
     claims_within_budget,
     offers_consistent,
 )

@@ -1,6 +1,6 @@
 """Field types of a campaign file: text, ids and codes of a fixed shape, amounts in
-minor units, percentages; each refuses a wrong value with a message that says what to
-write instead."""
+minor units, percentages and rates; each refuses a wrong value with a message that says
+what to write instead."""
 
 from __future__ import annotations
 
@@ -98,9 +98,25 @@ def _percentage_in(value: object) -> object:
     return value
 
 
-def _percentage_out(value: Decimal) -> int | float:
+def _rate_in(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise PydanticCustomError("rate", "a rate is a number such as 0.04 (4 %), not text")
+    if not (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)):
+        raise PydanticCustomError("rate", "a rate must be a finite number")
+    # The likeliest slip is a percentage where a fraction is meant: name the rule.
+    if value > 1:
+        raise PydanticCustomError(
+            "rate",
+            "a rate is a fraction of at most 1 (4 % is 0.04), not {value}",
+            {"value": str(value)},
+        )
+    return Decimal(repr(value)) if isinstance(value, float) else value
+
+
+def _decimal_out(value: Decimal) -> int | float:
     # JSON has no decimal type: 10 stays 10 and 12.5 becomes the float 12.5, whose repr
-    # (at most two decimals, at most 100) reads back as exactly the same Decimal.
+    # (a few decimals, a small number: a percentage or a rate) reads back as exactly the
+    # same Decimal.
     return int(value) if value == value.to_integral_value() else float(value)
 
 
@@ -137,13 +153,29 @@ Percentage = Annotated[
     Decimal,
     BeforeValidator(_percentage_in),
     Field(gt=0, le=100, decimal_places=2),
-    PlainSerializer(_percentage_out, when_used="json"),
+    PlainSerializer(_decimal_out, when_used="json"),
     WithJsonSchema(
         {
             "type": "number",
             "exclusiveMinimum": 0,
             "maximum": 100,
             "description": "percent, at most 2 decimals",
+        }
+    ),
+]
+# A share of a whole, such as a conversion rate: a decimal fraction, never a float, so
+# that the file's 0.035 is 0.035 exactly.
+Rate = Annotated[
+    Decimal,
+    BeforeValidator(_rate_in),
+    Field(gt=0, le=1, decimal_places=4),
+    PlainSerializer(_decimal_out, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "description": "a fraction: 0.04 is 4 %, at most 4 decimals",
         }
     ),
 ]

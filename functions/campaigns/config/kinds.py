@@ -1,4 +1,5 @@
-"""What each kind of campaign needs and what each code mode takes, as tables.
+"""What each kind of campaign needs, the goals it can reach and what each code mode
+takes, as tables.
 
 The rules (`campaign`, `rules`) and the JSON Schema's conditionals are both generated
 from these tables, so what an editor suggests and what publishing accepts cannot differ.
@@ -33,15 +34,28 @@ SECTION_KINDS: Final[Mapping[str, _SectionKinds]] = {
 }
 
 
+# The goals only some kinds can reach, with what they count (the others suit every kind).
+# The rule (in `campaign`) and the JSON Schema's conditionals below both read it.
+GOAL_KINDS: Final[Mapping[str, tuple[frozenset[str], str]]] = {
+    "claims_approved": (frozenset({"rebate"}), "only rebates take claims"),
+}
+
+
 def add_kind_schema(schema: dict[str, Any]) -> None:
-    """The sections each kind needs or refuses, as draft-07 conditionals (for editors)."""
+    """The sections each kind needs or refuses, and the goals it refuses, as draft-07
+    conditionals (for editors)."""
     conditions = []
     for kind in sorted(_ALL_KINDS):
         required = sorted(s for s, k in SECTION_KINDS.items() if kind in k.required_for)
         refused = sorted(s for s, k in SECTION_KINDS.items() if kind not in k.allowed_for)
+        refused_goals = sorted(g for g, (kinds, _) in GOAL_KINDS.items() if kind not in kinds)
         then: dict[str, Any] = {"required": required} if required else {}
         if refused:
             then["not"] = {"anyOf": [{"required": [section]} for section in refused]}
+        if refused_goals:
+            then["properties"] = {
+                "goals": {"not": {"anyOf": [{"required": [goal]} for goal in refused_goals]}}
+            }
         when = {"required": ["kind"], "properties": {"kind": {"const": kind}}}
         conditions.append({"if": when, "then": then})
     schema["allOf"] = conditions

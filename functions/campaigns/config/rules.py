@@ -1,5 +1,5 @@
 """The rules that relate the fields of the sections to each other (budget caps,
-eligibility, rewards and their tiers, claims, offers and their codes).
+eligibility, rewards and their tiers, goals, claims, offers and their codes).
 
 Each reads the raw document through `document`, so that a typo elsewhere does not hide
 it; `campaign` lists them with the rules over the campaign's own fields.
@@ -25,6 +25,7 @@ from functions.campaigns.config.sections import (
     ClaimsConfig,
     CodesConfig,
     EligibilityConfig,
+    GoalsConfig,
     OfferConfig,
     Tier,
     UsageConfig,
@@ -129,6 +130,33 @@ def _tiers_ascend(reward: Mapping[str, Any]) -> Iterator[Problem]:
             )
         if best is None or amount >= best[1]:
             best = (minimum, amount)
+
+
+def goals_consistent(document: Mapping[str, Any]) -> Iterator[Problem]:
+    goals = document.get("goals")
+    if not isinstance(goals, Mapping):
+        return
+    at: Location = ("goals",)
+    names = tuple(GoalsConfig.model_fields)
+    # Any key counts: a misspelt one is an unknown key, which the shape layer reports.
+    if not any(is_given(goals, key) for key in goals):
+        choices = ", ".join(names[:-1]) + f" or {names[-1]}"
+        yield Problem(at, f"give at least one target ({choices}), or leave goals out")
+    # `offers: []` offers nothing, as for kind offer; an offers value of the wrong shape
+    # is the shape layer's to report.
+    if is_given(goals, "redemptions") and document.get("offers") in (None, []):
+        yield Problem((*at, "redemptions"), "needs offers: without codes nothing is redeemed")
+    # Every redemption and every approved rebate counts against max_rewards, so a larger
+    # target is a miscount somewhere: refused rather than shown as never reached.
+    max_rewards = read_field(as_mapping(document.get("budget")), BudgetConfig, "max_rewards")
+    for name in ("redemptions", "claims_approved"):
+        target = read_field(goals, GoalsConfig, name)
+        if target is not None and max_rewards is not None and target > max_rewards:
+            yield Problem(
+                (*at, name),
+                f"can never be reached: must not exceed budget.max_rewards ({max_rewards}), "
+                "which counts rewards and redemptions together",
+            )
 
 
 def claims_within_budget(document: Mapping[str, Any]) -> Iterator[Problem]:

@@ -1,8 +1,9 @@
-"""The sections of a campaign file (budget, eligibility, reward, claims, cashback,
-offers and their codes) as pydantic models."""
+"""The sections of a campaign file (budget, eligibility, reward, limits, goals, claims,
+cashback, offers and their codes) as pydantic models."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -15,6 +16,7 @@ from functions.campaigns.config.fields import (
     OfferId,
     Percentage,
     PositiveAmount,
+    Rate,
     SharedCode,
     Text,
 )
@@ -109,6 +111,40 @@ class LimitsConfig(Section):
         default=None,
         description="Rewards one customer may receive in this campaign; omitted: no limit.",
     )
+
+
+class GoalsConfig(Section):
+    """Targets for the whole campaign, shown beside the actual figures: at least one of them."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    conversions: Count | None = Field(
+        default=None, description="Purchases to reach, counted once per visit (session)."
+    )
+    sales: PositiveAmount | None = Field(
+        default=None, description="Total sales to reach, in the currency's minor unit."
+    )
+    conversion_rate: Rate | None = Field(
+        default=None, description="Share of visits (sessions) that end in a purchase."
+    )
+    redemptions: Count | None = Field(
+        default=None, description="Codes redeemed at checkout (the campaign needs offers)."
+    )
+    claims_approved: Count | None = Field(
+        default=None, description="Rebate claims approved (kind rebate only)."
+    )
+    cost_per_acquisition: PositiveAmount | None = Field(
+        default=None,
+        description=(
+            "Most to spend per new customer (discounts and rewards paid), in the currency's "
+            "minor unit: lower is better."
+        ),
+    )
+
+    def targets(self) -> dict[str, int | Decimal]:
+        """The targets given, by their key in the file (conversions, sales, ...), in the
+        order this section lists them."""
+        return {name: value for name, value in self if value is not None}
 
 
 class ClaimsConfig(Section):
