@@ -2,28 +2,37 @@
 
 Items (pk / sk):
 
-- ``DailyCounter``       ``CAMPAIGN#<campaignId>`` / ``DAY#<yyyy-mm-dd>``
-- ``DailyAmounts``       ``CAMPAIGN#<campaignId>`` / ``AMOUNTS#<yyyy-mm-dd>#<currency>``
-- ``DailyBreakdown``     ``CAMPAIGN#<campaignId>`` / ``BREAKDOWN#<yyyy-mm-dd>#<dimension>#<value>``
-- ``SeenEvent``          ``EVENT#<eventId>`` / ``SEEN``                (TTL ``expiresAt``)
-- ``SessionTouch``       ``SESSION#<sessionId>`` / ``TOUCH#<campaignId>``       (TTL)
-- ``SessionConversion``  ``SESSION#<sessionId>`` / ``CONVERSION#<campaignId>``  (TTL)
+- ``DailyCounter``     ``CAMPAIGN#<campaignId>`` / ``DAY#<yyyy-mm-dd>``
+- ``DailyAmounts``     ``CAMPAIGN#<campaignId>`` / ``AMOUNTS#<yyyy-mm-dd>#<currency>``
+- ``DailyBreakdown``   ``CAMPAIGN#<campaignId>`` /
+  ``BREAKDOWN#<yyyy-mm-dd>#<dimension>#<value>#<currency>``
+- ``CampaignCustomer`` ``CAMPAIGN#<campaignId>`` / ``CUSTOMER#<customerKey>``   (first order)
+- ``SeenEvent``        ``EVENT#<eventId>`` / ``SEEN``                          (TTL ``expiresAt``)
+- ``SessionState``     ``SESSION#<sessionId>`` / ``CAMPAIGN#<campaignId>``     (TTL)
+- ``VisitorTouch``     ``VISITOR#<anonymousId>`` / ``TOUCH#<epoch ms>#<eventId>`` (TTL)
+- ``CustomerChannel``  ``CUSTOMER#<customerKey>`` / ``CHANNEL#<campaignId>``    (TTL)
+- ``CreditChannel``    ``CREDIT#<entryId>`` / ``CHANNEL``                      (TTL)
+- ``OrderFact``        ``ORDER#<orderId>`` /
+  ``TOTAL`` | ``TIE#<campaignId>`` | ``COUNTED#<campaignId>``  (TTL)
 
 Counting an event exactly once is one transaction: the conditional put of its
-`SeenEvent` plus the ``ADD`` updates of the counters it moves. A replayed event fails
-the put and the whole transaction, so nothing is counted twice; a crash between steps
-cannot leave a marker without its counts, or counts without their marker.
+`SeenEvent` plus the ``ADD`` updates of the counters it moves (and the conditional
+write of its session's state). A replayed event fails the put and the whole
+transaction, so nothing is counted twice; a crash between steps cannot leave a marker
+without its counts, or counts without their marker. What an event does besides (a
+touch, an order fact) is keyed so that doing it twice is doing it once, and is done
+before that transaction, so a retry after a crash finds it done or does it.
 
-The day is whatever day the analytics logic assigns (the campaign's local date), passed
-as a `date`. Money sums live in their own item per currency (`DailyAmounts`) because
-DynamoDB cannot ``ADD`` into a map entry that does not exist yet, and an event's currency
-is only known when it arrives.
+The day is the campaign's local date, computed by the consumer and passed as a `date`.
+Money sums live in their own item per currency (`DailyAmounts`) because DynamoDB cannot
+``ADD`` into a map entry that does not exist yet, and an event's currency is only known
+when it arrives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Final
 
 from pynamodb.attributes import TTLAttribute, UnicodeAttribute
@@ -42,12 +51,16 @@ from functions.core.models import (
 from functions.core.tables import ANALYTICS
 
 __all__ = [
+    "CampaignCustomer",
+    "CreditChannel",
+    "CustomerChannel",
     "DailyAmounts",
     "DailyBreakdown",
     "DailyCounter",
+    "OrderFact",
     "SeenEvent",
-    "SessionConversion",
-    "SessionTouch",
+    "SessionState",
+    "VisitorTouch",
 ]
 
 
@@ -100,6 +113,18 @@ class DailyCounter(TableModel):
     claims_approved = IntegerAttribute(attr_name="claimsApproved", default=0)
     claims_rejected = IntegerAttribute(attr_name="claimsRejected", default=0)
     rewards_credited = IntegerAttribute(attr_name="rewardsCredited", default=0)
+    rewards_reversed = IntegerAttribute(attr_name="rewardsReversed", default=0)
+    orders = IntegerAttribute(default=0)
+    new_customers = IntegerAttribute(attr_name="newCustomers", default=0)
+    # Sessions with exactly one page view, and the sum of session lengths (ms): the
+    # session's day carries both, however long it lasts.
+    bounces = IntegerAttribute(default=0)
+    session_ms = IntegerAttribute(attr_name="sessionMs", default=0)
+    # Sessions reaching each funnel step (functions.analytics.logic.FUNNEL).
+    funnel_offer_view = IntegerAttribute(attr_name="funnelOfferView", default=0)
+    funnel_add_to_cart = IntegerAttribute(attr_name="funnelAddToCart", default=0)
+    funnel_checkout = IntegerAttribute(attr_name="funnelCheckout", default=0)
+    funnel_purchase = IntegerAttribute(attr_name="funnelPurchase", default=0)
 
     COUNTERS: Final = (
         "impressions",
@@ -118,6 +143,15 @@ class DailyCounter(TableModel):
         "claims_approved",
         "claims_rejected",
         "rewards_credited",
+        "rewards_reversed",
+        "orders",
+        "new_customers",
+        "bounces",
+        "session_ms",
+        "funnel_offer_view",
+        "funnel_add_to_cart",
+        "funnel_checkout",
+        "funnel_purchase",
     )
 
     @staticmethod
@@ -172,11 +206,10 @@ class DailyAmounts(TableModel):
     currency = UnicodeAttribute()
     sales = IntegerAttribute(default=0)
     discounts = IntegerAttribute(default=0)
+    # Net of reversals and rollbacks: a reversal ADDs a negative amount.
     rewards_paid = IntegerAttribute(attr_name="rewardsPaid", default=0)
-    budget_used = IntegerAttribute(attr_name="budgetUsed", default=0)
-    refunds = IntegerAttribute(default=0)
 
-    SUMS: Final = ("sales", "discounts", "rewards_paid", "budget_used", "refunds")
+    SUMS: Final = ("sales", "discounts", "rewards_paid")
 
     @staticmethod
     def key(campaign_id: str, day: date, currency: str) -> tuple[str, str]:
@@ -210,16 +243,18 @@ class DailyAmounts(TableModel):
 
 
 class DailyBreakdown(TableModel):
-    """A counter split by an open-ended dimension, e.g. conversions by channel under
-    ``last_touch`` or ``first_touch`` attribution, whose values are not known upfront.
+    """A counter split by an open-ended dimension whose values are not known upfront:
+    conversions by channel under ``last_touch`` and ``first_touch`` attribution, and
+    rewards paid (net of reversals) by last-touch channel, ``rewards``, per currency.
 
     Access patterns:
 
     - one value: pk=``CAMPAIGN#<campaignId>``,
-      sk=``BREAKDOWN#<yyyy-mm-dd>#<dimension>#<value>``
+      sk=``BREAKDOWN#<yyyy-mm-dd>#<dimension>#<value>#<currency>`` (currency empty for
+      plain counts)
     - a date range, every dimension: query pk, sk between ``BREAKDOWN#<from>#`` and
       ``BREAKDOWN#<to>#~`` (`between`; group by ``dimension`` and ``value``)
-    - count: atomic ``ADD count`` (`increment`; python name ``total``)
+    - count: atomic ``ADD count`` / ``ADD amount`` (`increment`)
     """
 
     Meta = table_meta(ANALYTICS)
@@ -231,34 +266,62 @@ class DailyBreakdown(TableModel):
     day = UnicodeAttribute()
     dimension = UnicodeAttribute()
     value = UnicodeAttribute()
+    currency = UnicodeAttribute(default="")
     total = IntegerAttribute(attr_name="count", default=0)
+    amount = IntegerAttribute(default=0)
 
     @staticmethod
-    def key(campaign_id: str, day: date, dimension: str, value: str) -> tuple[str, str]:
+    def key(
+        campaign_id: str, day: date, dimension: str, value: str, currency: str = ""
+    ) -> tuple[str, str]:
         # The dimension is ours; the value (a utm source, say) is anyone's, hence escaped.
-        sort = f"BREAKDOWN#{day_key(day)}#{key_part(dimension)}#{key_part(value)}"
+        sort = f"BREAKDOWN#{day_key(day)}#{key_part(dimension)}#{key_part(value)}#{currency}"
         return _campaign_partition(campaign_id), sort
 
     def derive_keys(self) -> None:
         parts = (self.campaign_id, self.day, self.dimension, self.value)
         if all(part is not None for part in parts):
             day = date.fromisoformat(self.day)
-            self.pk, self.sk = self.key(self.campaign_id, day, self.dimension, self.value)
+            self.pk, self.sk = self.key(
+                self.campaign_id, day, self.dimension, self.value, self.currency or ""
+            )
 
     @classmethod
-    def ref(cls, campaign_id: str, day: date, dimension: str, value: str) -> DailyBreakdown:
-        return cls(campaign_id=campaign_id, day=day_key(day), dimension=dimension, value=value)
+    def ref(
+        cls, campaign_id: str, day: date, dimension: str, value: str, currency: str = ""
+    ) -> DailyBreakdown:
+        return cls(
+            campaign_id=campaign_id,
+            day=day_key(day),
+            dimension=dimension,
+            value=value,
+            currency=currency,
+        )
 
     @classmethod
     def increment(
-        cls, campaign_id: str, day: date, dimension: str, value: str, by: int = 1
+        cls,
+        campaign_id: str,
+        day: date,
+        dimension: str,
+        value: str,
+        *,
+        by: int = 1,
+        amount: int = 0,
+        currency: str = "",
     ) -> list[Action]:
+        actions: list[Action] = []
+        if by:
+            actions.append(cls.total.add(by))
+        if amount:
+            actions.append(cls.amount.add(amount))
         return [
-            cls.total.add(by),
+            *actions,
             cls.campaign_id.set(campaign_id),
             cls.day.set(day_key(day)),
             cls.dimension.set(dimension),
             cls.value.set(value),
+            cls.currency.set(currency),
         ]
 
     @classmethod
@@ -267,6 +330,35 @@ class DailyBreakdown(TableModel):
             _campaign_partition(campaign_id),
             cls.sk.between(f"BREAKDOWN#{day_key(first)}#", f"BREAKDOWN#{day_key(last)}#~"),
         )
+
+
+class CampaignCustomer(TableModel):
+    """A customer's first order in a campaign: counts them once as a new customer.
+
+    Access patterns:
+
+    - pk=``CAMPAIGN#<campaignId>``, sk=``CUSTOMER#<customerKey>``; conditional put
+      (`first_time`) with the ``newCustomers`` ``ADD`` of the order's day, in one
+      transaction
+    """
+
+    Meta = table_meta(ANALYTICS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    customer_key = UnicodeAttribute(attr_name="customerKey")
+    order_id = UnicodeAttribute(attr_name="orderId")
+    day = UnicodeAttribute()
+
+    @staticmethod
+    def key(campaign_id: str, customer_key: str) -> tuple[str, str]:
+        return _campaign_partition(campaign_id), f"CUSTOMER#{customer_key}"
+
+    def derive_keys(self) -> None:
+        if self.campaign_id is not None and self.customer_key is not None:
+            self.pk, self.sk = self.key(self.campaign_id, self.customer_key)
 
 
 class SeenEvent(TableModel):
@@ -292,24 +384,22 @@ class SeenEvent(TableModel):
 
     @staticmethod
     def key(event_id: str) -> tuple[str, str]:
-        return f"EVENT#{event_id}", "SEEN"
+        return f"EVENT#{key_part(event_id)}", "SEEN"
 
     def derive_keys(self) -> None:
         if self.event_id is not None:
             self.pk, self.sk = self.key(self.event_id)
 
 
-class SessionTouch(TableModel):
-    """A session's first and last touch of a campaign (counts the session once, and
-    keeps the channels first- and last-touch attribution need at conversion time).
+class SessionState(TableModel):
+    """What the counters know of one session of a campaign (`logic.Session`).
 
     Access patterns:
 
-    - a session's touch of a campaign: pk=``SESSION#<sessionId>``,
-      sk=``TOUCH#<campaignId>``
-    - first touch: conditional put ``attribute_not_exists(pk)`` with the ``sessions``
-      counter ``ADD`` in one transaction (a new session for the campaign that day)
-    - later touches: update ``lastChannel``/``lastAt`` (`touch`)
+    - read: pk=``SESSION#<sessionId>``, sk=``CAMPAIGN#<campaignId>`` (consistent get)
+    - write: put in the event's counting transaction, on condition that the stored
+      ``version`` is the one read (or that there was none): a session's events are read
+      in order from one shard, so the condition only ever refuses a replay racing itself
     """
 
     Meta = table_meta(ANALYTICS)
@@ -319,42 +409,45 @@ class SessionTouch(TableModel):
 
     session_id = UnicodeAttribute(attr_name="sessionId")
     campaign_id = UnicodeAttribute(attr_name="campaignId")
-    first_channel = UnicodeAttribute(attr_name="firstChannel")
-    first_at = InstantAttribute(attr_name="firstAt")
-    last_channel = UnicodeAttribute(attr_name="lastChannel")
-    last_at = InstantAttribute(attr_name="lastAt")
+    day = UnicodeAttribute()
+    first_ms = IntegerAttribute(attr_name="firstMs")
+    last_ms = IntegerAttribute(attr_name="lastMs")
+    page_views = IntegerAttribute(attr_name="pageViews", default=0)
+    funnel_step = IntegerAttribute(attr_name="funnelStep", default=0)
+    anchor_ms = optional(IntegerAttribute(attr_name="anchorMs"))
+    reached_ms = optional(IntegerAttribute(attr_name="reachedMs"))
+    converted = IntegerAttribute(default=0)
+    version = IntegerAttribute(default=1)
     expires_at = TTLAttribute(attr_name="expiresAt")
 
     @staticmethod
     def key(session_id: str, campaign_id: str) -> tuple[str, str]:
-        return f"SESSION#{key_part(session_id)}", f"TOUCH#{campaign_id}"
+        return f"SESSION#{key_part(session_id)}", f"CAMPAIGN#{campaign_id}"
 
     def derive_keys(self) -> None:
         if self.session_id is not None and self.campaign_id is not None:
             self.pk, self.sk = self.key(self.session_id, self.campaign_id)
 
     @classmethod
-    def find(cls, session_id: str, campaign_id: str) -> SessionTouch | None:
-        return cls.get_or_none(*cls.key(session_id, campaign_id))
+    def find(cls, session_id: str, campaign_id: str) -> SessionState | None:
+        return cls.get_or_none(*cls.key(session_id, campaign_id), consistent_read=True)
 
-    @staticmethod
-    def touch(channel: str, at: datetime) -> tuple[list[Action], Condition]:
-        """Record a later touch; only moves forward in time (events arrive out of order)."""
-        actions: list[Action] = [
-            SessionTouch.last_channel.set(channel),
-            SessionTouch.last_at.set(at),
-        ]
-        return actions, SessionTouch.pk.exists() & (SessionTouch.last_at <= at)
+    @classmethod
+    def unchanged_since(cls, version: int | None) -> Condition:
+        if version is None:
+            return cls.first_time()
+        return cls.version == version
 
 
-class SessionConversion(TableModel):
-    """Marks a session as converted for a campaign: a conversion counts once per session.
+class VisitorTouch(TableModel):
+    """A visitor arrived through a marketing channel (an event with ``utm``).
 
     Access patterns:
 
-    - did this session convert: pk=``SESSION#<sessionId>``, sk=``CONVERSION#<campaignId>``
-    - mark it: conditional put ``attribute_not_exists(pk)`` (`first_time`) with the
-      ``conversions`` counter and attribution ``ADD`` in one transaction
+    - put (idempotent: the key is the event's): pk=``VISITOR#<anonymousId>``,
+      sk=``TOUCH#<epoch ms, 15 digits>#<eventId>``
+    - the touches of a lookback window: query pk, sk between ``TOUCH#<from ms>#`` and
+      ``TOUCH#<to ms>#~`` (`within`), oldest first
     """
 
     Meta = table_meta(ANALYTICS)
@@ -362,17 +455,137 @@ class SessionConversion(TableModel):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
 
-    session_id = UnicodeAttribute(attr_name="sessionId")
-    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    anonymous_id = UnicodeAttribute(attr_name="anonymousId")
     event_id = UnicodeAttribute(attr_name="eventId")
-    order_id = optional(UnicodeAttribute(attr_name="orderId"))
-    converted_at = InstantAttribute(attr_name="convertedAt")
+    at_ms = IntegerAttribute(attr_name="atMs")
+    channel = UnicodeAttribute()
     expires_at = TTLAttribute(attr_name="expiresAt")
 
     @staticmethod
-    def key(session_id: str, campaign_id: str) -> tuple[str, str]:
-        return f"SESSION#{key_part(session_id)}", f"CONVERSION#{campaign_id}"
+    def key(anonymous_id: str, at_ms: int, event_id: str) -> tuple[str, str]:
+        return f"VISITOR#{key_part(anonymous_id)}", f"TOUCH#{at_ms:015d}#{key_part(event_id)}"
 
     def derive_keys(self) -> None:
-        if self.session_id is not None and self.campaign_id is not None:
-            self.pk, self.sk = self.key(self.session_id, self.campaign_id)
+        parts = (self.anonymous_id, self.at_ms, self.event_id)
+        if all(part is not None for part in parts):
+            self.pk, self.sk = self.key(self.anonymous_id, self.at_ms, self.event_id)
+
+    @classmethod
+    def within(cls, anonymous_id: str, first_ms: int, last_ms: int) -> list[VisitorTouch]:
+        return list(
+            cls.query(
+                f"VISITOR#{key_part(anonymous_id)}",
+                cls.sk.between(f"TOUCH#{first_ms:015d}#", f"TOUCH#{last_ms:015d}#~"),
+                consistent_read=True,
+            )
+        )
+
+
+class CustomerChannel(TableModel):
+    """The last-touch channel of a customer's latest conversion in a campaign: where
+    the rewards later paid to them are attributed.
+
+    Access patterns:
+
+    - pk=``CUSTOMER#<customerKey>``, sk=``CHANNEL#<campaignId>``; get, and put on
+      condition that it is new or older than the conversion (`older_than`)
+    """
+
+    Meta = table_meta(ANALYTICS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    customer_key = UnicodeAttribute(attr_name="customerKey")
+    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    channel = UnicodeAttribute()
+    at_ms = IntegerAttribute(attr_name="atMs")
+    expires_at = TTLAttribute(attr_name="expiresAt")
+
+    @staticmethod
+    def key(customer_key: str, campaign_id: str) -> tuple[str, str]:
+        return f"CUSTOMER#{customer_key}", f"CHANNEL#{campaign_id}"
+
+    def derive_keys(self) -> None:
+        if self.customer_key is not None and self.campaign_id is not None:
+            self.pk, self.sk = self.key(self.customer_key, self.campaign_id)
+
+    @classmethod
+    def older_than(cls, at_ms: int) -> Condition:
+        missing: Condition = cls.pk.does_not_exist()
+        newer: Condition = cls.at_ms < at_ms
+        either: Condition = missing | newer
+        return either
+
+
+class CreditChannel(TableModel):
+    """The channel a cashback credit was attributed to, so its reversals are taken from
+    the same channel and rewards by channel always sum to the wallet's net credits.
+
+    Access patterns:
+
+    - pk=``CREDIT#<entryId>``, sk=``CHANNEL``: consistent get; conditional put
+      (`first_time`): the first to decide (the credit or an early reversal) decides
+    """
+
+    Meta = table_meta(ANALYTICS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    entry_id = UnicodeAttribute(attr_name="entryId")
+    campaign_id = UnicodeAttribute(attr_name="campaignId")
+    channel = UnicodeAttribute()
+    expires_at = TTLAttribute(attr_name="expiresAt")
+
+    @staticmethod
+    def key(entry_id: str) -> tuple[str, str]:
+        return f"CREDIT#{key_part(entry_id)}", "CHANNEL"
+
+    def derive_keys(self) -> None:
+        if self.entry_id is not None:
+            self.pk, self.sk = self.key(self.entry_id)
+
+
+class OrderFact(TableModel):
+    """What is known of an order: its total (``TOTAL``), the campaigns it belongs to
+    (``TIE#<campaignId>``) and the campaigns whose sales already count it
+    (``COUNTED#<campaignId>``).
+
+    An order's total and its campaign come from different events in any order (a
+    `PurchaseRecorded` has the total and no campaign; a credit has the campaign and
+    no total; a redemption or a storefront purchase has both), so whichever arrives
+    second counts the order, once per campaign: the ``COUNTED`` put is conditional and
+    in one transaction with the sales ``ADD``.
+
+    Access patterns:
+
+    - facts of an order: query pk=``ORDER#<orderId>`` (consistent)
+    - record a total or a tie: conditional put (`first_time`); the first total wins
+    - count: put ``COUNTED#<campaignId>`` (`first_time`) with the day's ``ADD``
+    """
+
+    Meta = table_meta(ANALYTICS)
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    order_id = UnicodeAttribute(attr_name="orderId")
+    fact = UnicodeAttribute()  # TOTAL | TIE#<campaignId> | COUNTED#<campaignId>
+    amount = optional(IntegerAttribute())
+    currency = optional(UnicodeAttribute())
+    at_ms = optional(IntegerAttribute(attr_name="atMs"))
+    customer_key = optional(UnicodeAttribute(attr_name="customerKey"))
+    expires_at = TTLAttribute(attr_name="expiresAt")
+
+    @staticmethod
+    def key(order_id: str, fact: str) -> tuple[str, str]:
+        return f"ORDER#{key_part(order_id)}", fact
+
+    def derive_keys(self) -> None:
+        if self.order_id is not None and self.fact is not None:
+            self.pk, self.sk = self.key(self.order_id, self.fact)
+
+    @classmethod
+    def of(cls, order_id: str) -> list[OrderFact]:
+        return list(cls.query(f"ORDER#{key_part(order_id)}", consistent_read=True))

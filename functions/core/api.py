@@ -82,6 +82,16 @@ _ENCODINGS: Final = {_FORM: (_FORM, _MULTIPART)}
 # limit) takes seconds and hundreds of megabytes, so a larger form is refused unread.
 MAX_FORM_BYTES: Final = 16 * 1024
 
+# Routes that read a body only up to a size of their own, below API Gateway's 10 MB:
+# path as the router declares it -> bytes. A larger body is a 413 before it is parsed.
+BODY_LIMITS: dict[str, int] = {}
+
+
+def limit_body(path: str, max_bytes: int) -> None:
+    """Refuse (413) bodies over `max_bytes` on the route at `path`, unread."""
+    BODY_LIMITS[path] = max_bytes
+
+
 # Routes served without an API key (method, path); the stack and the OpenAPI document
 # both read this, so the two cannot disagree about what is public.
 PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
@@ -267,6 +277,7 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
             _check_content_type(header, accepted)
         # Parsed by type here: Powertools' `_get_body` would compare the header again,
         # case-sensitively.
+        _check_size(app.context["_route"], event)
         if accepted == JSON:
             body = event.json_body
             if isinstance(body, list) and _takes_object(app.context["_route"]):
@@ -303,6 +314,20 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
             raise _malformed_body(
                 "not a readable multipart/form-data body", "multipart_invalid"
             ) from None
+
+
+def _check_size(route: Route, event: Any) -> None:
+    limit = BODY_LIMITS.get(route.path)
+    if limit is None or not event.get("body"):
+        return
+    text: str = event.decoded_body or ""
+    # Characters never outnumber UTF-8 bytes: only a body near the limit is encoded.
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8")) > limit):
+        raise PayloadTooLarge(
+            "payload_too_large",
+            f"This route takes a body of at most {limit} bytes.",
+            {"maxBytes": limit},
+        )
 
 
 class _Requests(threading.local):

@@ -250,6 +250,42 @@ class Metric(StrEnum):
     NOTIFICATIONS_FAILED = "NotificationsFailed"
     NOTIFICATIONS_SUPPRESSED = "NotificationsSuppressed"
     SMS_SEGMENTS = "SmsSegments"
+    EVENTS_ACCEPTED = "EventsAccepted"
+    EVENTS_REJECTED = "EventsRejected"
+    EVENTS_COUNTED = "EventsCounted"
+    EVENTS_NOT_COUNTED = "EventsNotCounted"
+    EVENTS_CONSUMER_LAG = "EventsConsumerLag"
+    ARCHIVE_LINES_WRITTEN = "ArchiveLinesWritten"
+
+
+def record_events_ingested(accepted: int, rejected_reasons: list[str]) -> None:
+    """A `POST /v1/events` batch: how many went onto the stream, and each refusal's
+    reason (a count per reason)."""
+    if accepted:
+        _record(Metric.EVENTS_ACCEPTED, MetricUnit.Count, accepted)
+    for reason in sorted(set(rejected_reasons)):
+        _record(
+            Metric.EVENTS_REJECTED, MetricUnit.Count, rejected_reasons.count(reason), reason=reason
+        )
+
+
+def record_event_counted(kind: str, counted: bool, reason: str = "") -> None:
+    """The stream consumer counted an event of `kind` (or did not, and why: a replay,
+    no campaign, an unknown campaign)."""
+    if counted:
+        _record(Metric.EVENTS_COUNTED, MetricUnit.Count, 1, type=kind)
+    else:
+        _record(Metric.EVENTS_NOT_COUNTED, MetricUnit.Count, 1, reason=reason)
+
+
+def record_consumer_lag(milliseconds: float) -> None:
+    """How long after it was accepted the consumer read an event (the batch's oldest)."""
+    _record(Metric.EVENTS_CONSUMER_LAG, MetricUnit.Milliseconds, milliseconds)
+
+
+def record_archive_lines(count: int) -> None:
+    """Archive lines handed to Firehose (each becomes part of an object under events/)."""
+    _record(Metric.ARCHIVE_LINES_WRITTEN, MetricUnit.Count, count)
 
 
 def record_redemption(channel: str) -> None:

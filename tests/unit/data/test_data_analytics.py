@@ -10,9 +10,10 @@ from functions.analytics.models import (
     DailyAmounts,
     DailyBreakdown,
     DailyCounter,
+    OrderFact,
     SeenEvent,
-    SessionConversion,
-    SessionTouch,
+    SessionState,
+    VisitorTouch,
 )
 from functions.core.models import Transaction, TransactionCancelled
 from tests.support.tables import refused_by_condition
@@ -97,69 +98,61 @@ def test_breakdown_counts_open_ended_values(tables: list[str]) -> None:
     }
 
 
-def test_a_session_counts_once_and_keeps_first_and_last_touch(tables: list[str]) -> None:
-    def first_touch(channel: str, at: datetime) -> None:
+def test_a_session_state_is_written_only_over_the_version_read(tables: list[str]) -> None:
+    def write(version_read: int | None, page_views: int) -> None:
         transaction = Transaction()
         transaction.put(
-            "touch",
-            SessionTouch(
-                session_id="sess-1",
+            "session",
+            SessionState(
+                session_id="sess#1",
                 campaign_id=CAMPAIGN,
-                first_channel=channel,
-                first_at=at,
-                last_channel=channel,
-                last_at=at,
-                expires_at=at + timedelta(days=2),
-            ),
-            condition=SessionTouch.first_time(),
-        )
-        transaction.update(
-            "counter",
-            DailyCounter.ref(CAMPAIGN, DAY),
-            DailyCounter.increment(CAMPAIGN, DAY, sessions=1),
-        )
-        transaction.commit()
-
-    first_touch("newsletter", T0)
-    with pytest.raises(TransactionCancelled):
-        first_touch("ads", T0 + timedelta(minutes=1))
-    touch = SessionTouch.find("sess-1", CAMPAIGN)
-    assert touch is not None
-    touch.update(*SessionTouch.touch("ads", T0 + timedelta(minutes=2)))
-    with refused_by_condition():  # an older event arriving late does not move it back
-        touch.update(*SessionTouch.touch("social", T0 + timedelta(minutes=1)))
-    touch = SessionTouch.find("sess-1", CAMPAIGN)
-    assert touch is not None
-    assert (touch.first_channel, touch.last_channel) == ("newsletter", "ads")
-    [counter] = DailyCounter.between(CAMPAIGN, DAY, DAY)
-    assert counter.sessions == 1
-
-
-def test_a_conversion_counts_once_per_session(tables: list[str]) -> None:
-    def convert(event_id: str) -> None:
-        transaction = Transaction()
-        transaction.put(
-            "conversion",
-            SessionConversion(
-                session_id="sess-1",
-                campaign_id=CAMPAIGN,
-                event_id=event_id,
-                order_id="order-1",
-                converted_at=T0,
+                day="2027-03-10",
+                first_ms=1,
+                last_ms=2,
+                page_views=page_views,
+                version=(version_read or 0) + 1,
                 expires_at=T0 + timedelta(days=2),
             ),
-            condition=SessionConversion.first_time(),
-        )
-        transaction.update(
-            "counter",
-            DailyCounter.ref(CAMPAIGN, DAY),
-            DailyCounter.increment(CAMPAIGN, DAY, conversions=1),
+            condition=SessionState.unchanged_since(version_read),
         )
         transaction.commit()
 
-    convert("evt_1")
-    with pytest.raises(TransactionCancelled) as cancelled:
-        convert("evt_2")  # a second purchase in the same session
-    assert cancelled.value.failed("conversion")
-    [counter] = DailyCounter.between(CAMPAIGN, DAY, DAY)
-    assert counter.conversions == 1
+    write(None, 1)
+    with pytest.raises(TransactionCancelled):
+        write(None, 5)  # a second "first" write of the same session
+    write(1, 2)
+    with pytest.raises(TransactionCancelled):
+        write(1, 9)  # written over a version that is no longer the stored one
+    state = SessionState.find("sess#1", CAMPAIGN)
+    assert state is not None
+    assert (state.pk, state.page_views, state.version) == ("SESSION#sess%231", 2, 2)
+
+
+def test_touches_of_a_window_oldest_first(tables: list[str]) -> None:
+    for at_ms, event_id in ((5_000, "b"), (1_000, "a"), (9_000, "c"), (20_000, "d")):
+        VisitorTouch(
+            anonymous_id="anon#1",
+            at_ms=at_ms,
+            event_id=event_id,
+            channel=f"src-{event_id}/cpc",
+            expires_at=T0 + timedelta(days=31),
+        ).save()
+    touches = VisitorTouch.within("anon#1", 1_000, 9_000)
+    assert [(t.at_ms, t.event_id) for t in touches] == [(1_000, "a"), (5_000, "b"), (9_000, "c")]
+
+
+def test_order_facts_are_written_once_each(tables: list[str]) -> None:
+    kept = T0 + timedelta(days=400)
+    OrderFact(
+        order_id="o#1", fact="TOTAL", amount=100, currency="JPY", at_ms=1, expires_at=kept
+    ).save(condition=OrderFact.first_time())
+    with refused_by_condition():  # the first total wins
+        OrderFact(
+            order_id="o#1", fact="TOTAL", amount=999, currency="JPY", at_ms=2, expires_at=kept
+        ).save(condition=OrderFact.first_time())
+    OrderFact(order_id="o#1", fact=f"TIE#{CAMPAIGN}", expires_at=kept).save(
+        condition=OrderFact.first_time()
+    )
+    facts = {fact.fact: fact for fact in OrderFact.of("o#1")}
+    assert set(facts) == {"TOTAL", f"TIE#{CAMPAIGN}"}
+    assert facts["TOTAL"].amount == 100

@@ -78,8 +78,12 @@ EXPECTED: dict[type[Model], TableSpec] = {
     analytics.DailyAmounts: ANALYTICS,
     analytics.DailyBreakdown: ANALYTICS,
     analytics.SeenEvent: ANALYTICS,
-    analytics.SessionTouch: ANALYTICS,
-    analytics.SessionConversion: ANALYTICS,
+    analytics.SessionState: ANALYTICS,
+    analytics.VisitorTouch: ANALYTICS,
+    analytics.CustomerChannel: ANALYTICS,
+    analytics.CreditChannel: ANALYTICS,
+    analytics.OrderFact: ANALYTICS,
+    analytics.CampaignCustomer: ANALYTICS,
 }
 
 # Models defined by tests (e.g. below) are bound too; only the production ones are listed.
