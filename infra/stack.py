@@ -41,7 +41,7 @@ class RebatesStack(Stack):
         self.notifications = Notifications(
             self, "Notifications", platform=self.platform, api=self.api
         )
-        self.analytics = Analytics(self, "Analytics", platform=self.platform)
+        self.analytics = Analytics(self, "Analytics", platform=self.platform, api=self.api)
 
         # Declared on the stack itself so each logical id is exactly the output key.
         outputs = {
