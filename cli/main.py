@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -121,6 +122,25 @@ def _claims(args: argparse.Namespace) -> int:
     return run_review(target, as_json=args.json)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from cli.report import run_report
+    from cli.target import TargetUnavailable, from_args
+
+    try:
+        target = from_args(args)
+    except TargetUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return run_report(
+        target,
+        args.campaign_id,
+        first=args.first,
+        last=args.last,
+        html=Path(args.html) if args.html else None,
+        engine=args.engine,
+    )
+
+
 def _outputs(args: argparse.Namespace) -> int:
     from cli.target import TargetUnavailable, from_args
 
@@ -154,6 +174,41 @@ def _target_options(*, top_level: bool) -> argparse.ArgumentParser:
         "(default: $REBATES_TARGET, else local when it answers, else AWS)",
     )
     return options
+
+
+def _add_report(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    target: argparse.ArgumentParser,
+) -> None:
+    """`rebates report`, kept out of `build_parser` (long enough without it)."""
+    report = commands.add_parser(
+        "report",
+        parents=[target],
+        help="a campaign's KPIs, funnel and attribution (counters and archive SQL); "
+        "charts with --html",
+    )
+    report.add_argument("campaign_id", metavar="CAMPAIGN_ID", help="e.g. spring-trail-2027")
+    report.add_argument(
+        "--from",
+        dest="first",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="first campaign-local day, YYYY-MM-DD (default: the campaign's first)",
+    )
+    report.add_argument(
+        "--to",
+        dest="last",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="last campaign-local day, included (default: today, or the campaign's last)",
+    )
+    report.add_argument("--html", metavar="FILE", help="also write the report with charts")
+    report.add_argument(
+        "--engine",
+        choices=["duckdb", "athena"],
+        help="what runs the archive SQL (default: DuckDB over a copy locally, Athena in AWS)",
+    )
+    report.set_defaults(run=_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     sent.add_argument("--customer", metavar="CUSTOMER_ID", help="only this customer's messages")
     sent.add_argument("--json", action="store_true", help="machine-readable output")
     notifications.set_defaults(run=_notifications)
+
+    _add_report(commands, target)
 
     outputs = commands.add_parser(
         "outputs",
