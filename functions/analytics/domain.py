@@ -1,10 +1,11 @@
 """The system's own events as tracked events: what the KPIs need no storefront for.
 
 A rule sends every domain event to the analytics queue; its consumer reads each as the
-typed detail of its ``detail-type`` (`parse`) and turns the ones that move a figure into
-a `TrackedEvent` (`tracked`) put on the same stream as the storefront's events, so one
-consumer counts and archives both. The event's own ``eventId`` is the tracked event's,
-so a redelivered domain event counts once like any other.
+typed detail of its ``detail-type`` (`functions.core.envelopes.parse`) and turns the
+ones that move a figure into a `TrackedEvent` (`tracked`) put on the same stream as
+the storefront's events, so one consumer counts and archives both. The event's own
+``eventId`` is the tracked event's, so a redelivered domain event counts once like any
+other.
 
 ==========================  =====================  ==========================================
 detail-type                 tracked type           value
@@ -27,16 +28,13 @@ so that a new figure needs no change of the stack, only of this table.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from functions.analytics.records import TrackedEvent
+from functions.core.envelopes import PoisonMessage, parse
 from functions.core.event_types import (
-    EVENT_TYPES,
     CashbackCredited,
     CashbackReversed,
     ClaimApproved,
@@ -52,36 +50,8 @@ from functions.core.money import Money
 
 __all__ = ["PoisonMessage", "parse", "tracked"]
 
-_MAX_BODY_CHARS: Final = 256 * 1024
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND: Final = timedelta(milliseconds=1)
-
-
-class PoisonMessage(ValueError):
-    """A queue message that is no event we can read: after the queue's receive count it
-    waits in the DLQ, where an operator sees it."""
-
-
-def parse(body: str) -> EventDetail:
-    """The typed detail of an SQS message whose body is an EventBridge event."""
-    if len(body) > _MAX_BODY_CHARS:
-        raise PoisonMessage(f"body of {len(body)} characters is no event")
-    try:
-        envelope = json.loads(body)
-    except ValueError:
-        raise PoisonMessage("body is not JSON") from None
-    if not isinstance(envelope, dict):
-        raise PoisonMessage("body is not an EventBridge event")
-    detail_type = envelope.get("detail-type")
-    model = EVENT_TYPES.get(detail_type) if isinstance(detail_type, str) else None
-    if model is None:
-        raise PoisonMessage(f"unknown detail-type {str(detail_type)[:100]!r}")
-    try:
-        return model.model_validate(envelope.get("detail"))
-    except ValidationError as error:
-        raise PoisonMessage(
-            f"{detail_type} detail does not match its contract: {error.error_count()} error(s)"
-        ) from None
 
 
 def tracked(detail: EventDetail, *, received_at: datetime) -> TrackedEvent | None:
