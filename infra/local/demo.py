@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 
 from infra.local.campaign_files import ReportTimeout, upload_campaign_file, wait_for_report
+from infra.local.demo_analytics import act_analytics
 from infra.local.demo_claims import act_claims
 from infra.local.demo_notifications import act_notifications, act_profiles
 
@@ -50,6 +51,7 @@ class Http:
         *,
         key: bool = True,
         idempotency_key: str | None = None,
+        timeout: float = 30,
     ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)  # noqa: S310
@@ -59,7 +61,7 @@ class Http:
         if idempotency_key:
             request.add_header("Idempotency-Key", idempotency_key)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -392,6 +394,7 @@ ACTS: list[Callable[[Demo], None]] = [
     act_wallet,
     act_claims,
     act_notifications,
+    act_analytics,
 ]
 
 

@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark and record its figures in docs/benchmarks.md.
 
 `python -m tests.bench PART...` runs only the parts named (foundation, local-cloud,
-offers, wallet, claims, notifications), in the order given; no name runs them all.
+offers, wallet, claims, notifications, analytics, analytics-sql), in the order given; no
+name runs them all.
 """
 
 from __future__ import annotations
@@ -9,7 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from tests.bench import claims, foundation, local_cloud, notifications, offers, wallet
+from tests.bench import (
+    analytics,
+    analytics_sql,
+    claims,
+    foundation,
+    local_cloud,
+    notifications,
+    offers,
+    wallet,
+)
 
 PARTS: dict[str, Callable[[], None]] = {
     "foundation": foundation.run,
@@ -18,6 +28,8 @@ PARTS: dict[str, Callable[[], None]] = {
     "wallet": wallet.run,
     "claims": claims.run,
     "notifications": notifications.run,
+    "analytics": analytics.run,
+    "analytics-sql": analytics_sql.run,
 }
 
 
