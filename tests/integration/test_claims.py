@@ -39,7 +39,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 import cli.local
-from functions.core.clock import format_instant
+from functions.core.clock import format_instant, local_date
 from infra.constructs.claims import KEEPER_SCHEDULE_ID
 from infra.local.campaign_files import upload_campaign_file, wait_for_report
 from infra.local.cloud import LocalCloud
@@ -549,6 +549,11 @@ def test_a_receipt_claimed_again_by_another_customer_however_written_is_a_duplic
     first, second = someone("original"), someone("copycat")
     number = f"R-{uuid.uuid4().hex[:6].upper()}"
     bought = datetime.now(UTC) - timedelta(hours=3)
+    # The rule is the same receipt on the same local day: with a Tokyo midnight inside
+    # the hour between the two, they would be two days (and this test would fail from
+    # 14:00 to 15:00 UTC), so the hour is taken before that midnight.
+    if local_date(bought, "Asia/Tokyo") != local_date(bought + timedelta(hours=1), "Asia/Tokyo"):
+        bought -= timedelta(hours=1)
     original = shop.claim_for(
         campaign, first, purchase(number, purchased_at=bought), shop.upload(first)
     )
